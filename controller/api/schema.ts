@@ -1,0 +1,58 @@
+// TypeBox builders for schemas Kubernetes accepts as *structural* OpenAPI v3:
+// no anyOf of literals, no patternProperties — enums and string maps spelled
+// the way the API server wants them, while TypeBox still derives the TS type.
+import { type SchemaOptions, type TSchema, type TUnsafe, Type } from "@sinclair/typebox";
+
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: SchemaOptions = {},
+): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: "string", enum: [...values] });
+}
+
+export function StringMap(options: SchemaOptions = {}): TUnsafe<Record<string, string>> {
+  return Type.Unsafe<Record<string, string>>({
+    ...options,
+    type: "object",
+    additionalProperties: { type: "string" },
+  });
+}
+
+/** A Go/Prometheus duration such as 30s, 1m30s, 500ms (the subset both accept). */
+export function Duration(options: SchemaOptions = {}): TUnsafe<string> {
+  return Type.Unsafe<string>({ ...options, type: "string", pattern: "^([0-9]+(ms|s|m|h))+$" });
+}
+
+/** Kubernetes resource.Quantity: an integer or a string such as 100m or 64Mi. */
+export function Quantity(): TUnsafe<string | number> {
+  return Type.Unsafe<string | number>({
+    "x-kubernetes-int-or-string": true,
+    anyOf: [{ type: "integer" }, { type: "string" }],
+    pattern:
+      "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$",
+  });
+}
+
+export interface CelRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?:
+    | "FieldValueInvalid"
+    | "FieldValueForbidden"
+    | "FieldValueRequired"
+    | "FieldValueDuplicate";
+}
+
+/** Attaches CEL validation rules (x-kubernetes-validations) to a schema. */
+export function withRules<T extends TSchema>(schema: T, rules: CelRule[]): T {
+  return { ...schema, "x-kubernetes-validations": rules };
+}
+
+/**
+ * Strips TypeBox's symbol keys and undefined values: the plain JSON Schema the
+ * API server receives in the CRD.
+ */
+export function toOpenApi(schema: TSchema): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+}

@@ -1,0 +1,218 @@
+// What coder-metrics applies to a Coder Deployment: the CODER_PROMETHEUS_*
+// environment of the coderd container and, when enabled, the exporter sidecar
+// with its config volume. Only these fields are sent (server-side apply), so
+// everything Coder's Helm chart or the user set stays theirs.
+//
+// Policy for settings the user already has (spec.coder.existingSettings):
+//   Respect (default): a CODER_PROMETHEUS_* variable set by someone else is left
+//     alone and its value used (its address is what the Service targets); if it
+//     disables Prometheus, nothing is injected and the status says so.
+//   Override: our values replace theirs (server-side apply with force).
+import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from "@kubernetes/client-node";
+import type { CoderMetrics, CoderMetricsSpec } from "../api/v1alpha1.ts";
+import { type CoderAddress, parseCoderAddress, upstreamUrl } from "./coder-address.ts";
+import {
+  exporterConfigDir,
+  exporterConfigKey,
+  exporterConfigVolume,
+  exporterContainerName,
+  exporterPortName,
+  instanceAnnotation,
+  instanceKey,
+} from "./names.ts";
+
+export const hashKeyVolume = "coder-metrics-hash-key";
+const hashKeyDir = "/etc/coder-metrics-hash-key";
+
+export interface CoderdInput {
+  cr: Pick<CoderMetrics, "metadata">;
+  spec: CoderMetricsSpec;
+  deployment: V1Deployment;
+  /** Env names in the coderd container that our field manager owns already. */
+  ownedEnv: ReadonlySet<string>;
+  exporterImage: string;
+  exporterConfigMap: string;
+}
+
+export type CoderdPlan =
+  | {
+      ok: true;
+      /** The partial Deployment to server-side apply. */
+      apply: V1Deployment;
+      /** Where coderd serves metrics (what the Service's prom-http port targets). */
+      coderAddress: CoderAddress;
+      /** User settings that were respected, for the status message. */
+      respected: string[];
+    }
+  | {
+      ok: false;
+      reason: "ContainerNotFound" | "PrometheusDisabledByUser" | "InvalidAddress";
+      message: string;
+    };
+
+const truthy = new Set(["1", "t", "T", "true", "TRUE", "True"]); // Go's strconv.ParseBool, as Coder reads it
+
+export function coderdEnv(spec: CoderMetricsSpec): V1EnvVar[] {
+  const env: V1EnvVar[] = [
+    { name: "CODER_PROMETHEUS_ENABLE", value: "true" },
+    { name: "CODER_PROMETHEUS_ADDRESS", value: spec.coder.address },
+  ];
+  if (spec.coder.collectAgentStats !== undefined) {
+    env.push({
+      name: "CODER_PROMETHEUS_COLLECT_AGENT_STATS",
+      value: String(spec.coder.collectAgentStats),
+    });
+  }
+  if (spec.coder.collectDBMetrics !== undefined) {
+    env.push({
+      name: "CODER_PROMETHEUS_COLLECT_DB_METRICS",
+      value: String(spec.coder.collectDBMetrics),
+    });
+  }
+  if (spec.coder.aggregateAgentStatsBy !== undefined) {
+    env.push({
+      name: "CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY",
+      value: spec.coder.aggregateAgentStatsBy.join(","),
+    });
+  }
+  return env;
+}
+
+export function exporterContainer(
+  spec: CoderMetricsSpec,
+  image: string,
+  coder: CoderAddress,
+): V1Container {
+  const port = spec.exporter.port;
+  const hashKey = spec.exporter.config.pii?.hashKeySecretRef;
+  return {
+    name: exporterContainerName,
+    image: spec.exporter.image ?? image,
+    ...(spec.exporter.imagePullPolicy ? { imagePullPolicy: spec.exporter.imagePullPolicy } : {}),
+    args: [
+      "exporter",
+      `--upstream=${upstreamUrl(coder)}`,
+      `--listen=0.0.0.0:${port}`,
+      `--config=${exporterConfigDir}/${exporterConfigKey}`,
+      ...(hashKey ? [`--hash-key-file=${hashKeyDir}/key`] : []),
+    ],
+    ports: [{ name: exporterPortName, containerPort: port, protocol: "TCP" }],
+    resources: spec.exporter.resources as V1Container["resources"],
+    readinessProbe: { httpGet: { path: "/readyz", port: exporterPortName }, periodSeconds: 10 },
+    livenessProbe: { httpGet: { path: "/healthz", port: exporterPortName }, periodSeconds: 20 },
+    // Passes Pod Security Standards "restricted" on its own.
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [
+      { name: exporterConfigVolume, mountPath: exporterConfigDir, readOnly: true },
+      ...(hashKey ? [{ name: hashKeyVolume, mountPath: hashKeyDir, readOnly: true }] : []),
+    ],
+  };
+}
+
+function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
+  const hashKey = spec.exporter.config.pii?.hashKeySecretRef;
+  return [
+    { name: exporterConfigVolume, configMap: { name: configMap } },
+    ...(hashKey
+      ? [
+          {
+            name: hashKeyVolume,
+            secret: { secretName: hashKey.name, items: [{ key: hashKey.key, path: "key" }] },
+          },
+        ]
+      : []),
+  ];
+}
+
+export function planCoderd(input: CoderdInput): CoderdPlan {
+  const { spec, deployment } = input;
+  const containers = deployment.spec?.template.spec?.containers ?? [];
+  const coderd = containers.find((c) => c.name === spec.coderContainer);
+  if (coderd === undefined) {
+    return {
+      ok: false,
+      reason: "ContainerNotFound",
+      message: `Deployment ${deployment.metadata?.name} has no container "${spec.coderContainer}" (containers: ${containers.map((c) => c.name).join(", ")}); set spec.coderContainer`,
+    };
+  }
+
+  const liveEnv = new Map((coderd.env ?? []).map((e) => [e.name, e]));
+  const env: V1EnvVar[] = [];
+  const respected: string[] = [];
+  let address = spec.coder.address;
+  let enabled = true;
+  for (const wanted of coderdEnv(spec)) {
+    const theirs = liveEnv.get(wanted.name);
+    const respect =
+      theirs !== undefined &&
+      !input.ownedEnv.has(wanted.name) &&
+      spec.coder.existingSettings === "Respect";
+    if (!respect) {
+      env.push(wanted);
+      continue;
+    }
+    respected.push(wanted.name);
+    if (theirs.value === undefined) continue; // valueFrom: unknown here, assume ours
+    if (wanted.name === "CODER_PROMETHEUS_ADDRESS") address = theirs.value;
+    if (wanted.name === "CODER_PROMETHEUS_ENABLE") enabled = truthy.has(theirs.value);
+  }
+  if (!enabled) {
+    return {
+      ok: false,
+      reason: "PrometheusDisabledByUser",
+      message: `the coderd container sets CODER_PROMETHEUS_ENABLE=${liveEnv.get("CODER_PROMETHEUS_ENABLE")?.value}; remove it or set spec.coder.existingSettings: Override`,
+    };
+  }
+  const coderAddress = parseCoderAddress(address);
+  if (coderAddress === undefined) {
+    return {
+      ok: false,
+      reason: "InvalidAddress",
+      message: `CODER_PROMETHEUS_ADDRESS "${address}" is not host:port`,
+    };
+  }
+
+  const containersToApply: V1Container[] = [{ name: spec.coderContainer, env } as V1Container];
+  if (spec.exporter.enabled)
+    containersToApply.push(exporterContainer(spec, input.exporterImage, coderAddress));
+  const apply: V1Deployment = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: deployment.metadata?.name ?? "",
+      namespace: deployment.metadata?.namespace ?? "",
+      annotations: { [instanceAnnotation]: instanceKey(input.cr) },
+    },
+    spec: {
+      template: {
+        spec: {
+          containers: containersToApply,
+          ...(spec.exporter.enabled
+            ? { volumes: exporterVolumes(spec, input.exporterConfigMap) }
+            : {}),
+        },
+      },
+    } as V1Deployment["spec"],
+  };
+  return { ok: true, apply, coderAddress, respected };
+}
+
+/** The apply that removes everything coder-metrics set on a Deployment (CR deleted or no longer selecting it). */
+export function releaseCoderd(deployment: Pick<V1Deployment, "metadata">): V1Deployment {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: deployment.metadata?.name ?? "",
+      namespace: deployment.metadata?.namespace ?? "",
+    },
+  };
+}

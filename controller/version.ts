@@ -1,0 +1,14 @@
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+// package.json sits two levels up from dist/controller/ and one up from controller/.
+function readVersion(): string {
+  for (const path of ["../package.json", "../../package.json"]) {
+    try {
+      return (require(path) as { version: string }).version;
+    } catch {}
+  }
+  return "0.0.0-unknown";
+}
+
+export const version: string = readVersion();

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# usage: go-tools.sh <kube|helm|...>
+# Builds every `tool` listed in test/tools/<name>/go.mod with the Go toolchain
+# into .cache/bin/<name>-<digest of go.mod+go.sum>/ and prints that folder.
+# The build is skipped when the folder exists, so the cache survives until the
+# pinned versions change. For kube, KUBEBUILDER_ASSETS (a folder that already
+# holds kube-apiserver and kube-controller-manager) wins when set.
+set -euo pipefail
+name="${1:?usage: go-tools.sh <tool-module-folder>}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+mod="$root/test/tools/$name"
+[ -f "$mod/go.mod" ] || { echo "go-tools.sh: no module at $mod" >&2; exit 1; }
+
+if [ "$name" = kube ] && [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+  echo "$KUBEBUILDER_ASSETS"
+  exit 0
+fi
+
+digest="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
+dest="$root/.cache/bin/$name-$digest"
+if [ -f "$dest/.complete" ]; then
+  echo "$dest"
+  exit 0
+fi
+command -v go >/dev/null || { echo "go-tools.sh: the Go toolchain is needed to build $name" >&2; exit 1; }
+tools="$(awk '/^tool \(/ { inblock = 1; next } inblock && /^\)/ { inblock = 0 } inblock { print $1 } /^tool [^(]/ { print $2 }' "$mod/go.mod")"
+echo "go-tools.sh: building $name ($(echo $tools | tr '\n' ' ')) — first run only, several minutes on a cold machine" >&2
+start=$SECONDS
+rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+# shellcheck disable=SC2086 # one argument per tool package
+(cd "$mod" && go build -ldflags='-s -w' -o "$dest.tmp/" $tools)
+touch "$dest.tmp/.complete"
+rm -rf "$dest" && mv "$dest.tmp" "$dest"
+echo "go-tools.sh: built $name in $((SECONDS - start))s" >&2
+echo "$dest"

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { digestOf, isSubset, isUpToDate, stampDigest } from "../../../controller/desired/digest.ts";
+
+describe("digest", () => {
+  test("ignores key order, sees values", () => {
+    assert.equal(digestOf({ a: 1, b: { c: [1, 2] } }), digestOf({ b: { c: [1, 2] }, a: 1 }));
+    assert.notEqual(digestOf({ a: 1 }), digestOf({ a: 2 }));
+    assert.notEqual(digestOf({ c: [1, 2] }), digestOf({ c: [2, 1] }));
+  });
+});
+
+describe("isSubset", () => {
+  const cases: Array<[string, unknown, unknown, boolean]> = [
+    ["equal scalars", 1, 1, true],
+    ["different scalars", "a", "b", false],
+    ["server-defaulted extra fields", { a: 1 }, { a: 1, b: 2 }, true],
+    ["missing field", { a: 1, b: 2 }, { a: 1 }, false],
+    ["named list items match by name", [{ name: "x", v: 1 }], [{ name: "y", v: 9 }, { name: "x", v: 1, d: 0 }], true],
+    ["named list item changed", [{ name: "x", v: 1 }], [{ name: "x", v: 2 }], false],
+    ["named list item removed", [{ name: "x" }, { name: "y" }], [{ name: "x" }], false],
+    ["plain lists by containment", ["ALL"], ["ALL"], true],
+    ["plain list element missing", ["a", "b"], ["a"], false],
+    ["undefined fields are not wanted", { a: undefined }, {}, true],
+    ["object vs array", { a: 1 }, [1], false],
+  ];
+  for (const [name, want, have, expected] of cases) {
+    test(name, () => assert.equal(isSubset(want, have), expected));
+  }
+});
+
+describe("isUpToDate", () => {
+  const desired = stampDigest({ metadata: { name: "s" }, spec: { ports: [{ name: "p", port: 1 }] } });
+  test("same digest and fields present → nothing to do", () => {
+    const live = { metadata: { name: "s", annotations: { ...desired.metadata.annotations }, uid: "u" }, spec: { ports: [{ name: "p", port: 1, protocol: "TCP" }] } };
+    assert.equal(isUpToDate(desired, live), true);
+  });
+  test("a user edited one of our fields → apply again", () => {
+    const live = { metadata: { name: "s", annotations: { ...desired.metadata.annotations } }, spec: { ports: [{ name: "p", port: 2 }] } };
+    assert.equal(isUpToDate(desired, live), false);
+  });
+  test("the desired state changed (other digest) → apply, so server-side apply can drop what we no longer set", () => {
+    const live = { metadata: { name: "s", annotations: { "coder-metrics.io/applied": "old" } }, spec: { ports: [{ name: "p", port: 1 }] } };
+    assert.equal(isUpToDate(desired, live), false);
+  });
+  test("absent → apply", () => assert.equal(isUpToDate(desired, undefined), false));
+});
