@@ -14,7 +14,7 @@ NODE_TEST := node --test --test-reporter=spec --test-timeout=120000
 UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary build typecheck lint check test test-unit test-integration bench clean
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller clean manifests chart-lint test-chart
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -25,9 +25,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 setup: node_modules/.package-lock.json ## Install Node 24 (if needed) and npm dependencies
 
-system-deps: ## Install etcd and openssl from Debian when missing (needs root)
+system-deps: ## Install etcd, openssl and promtool (prometheus) from Debian when missing (needs root)
 	@missing=""; command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
@@ -37,6 +38,21 @@ kube-binaries: ## Build (or reuse) kube-apiserver and kube-controller-manager
 
 helm-binary: ## Build (or reuse) helm
 	@test/tools/go-tools.sh helm >/dev/null
+
+prometheus-binary: ## Build (or reuse) Prometheus (Debian's lacks kubernetes_sd_configs) and the Prometheus Operator
+	@test/tools/go-tools.sh prometheus >/dev/null
+	@test/tools/go-tools.sh prometheus-operator >/dev/null
+
+generate: setup helm-binary ## Regenerate files derived from the code: the chart's CRD, docs/metrics.md, manifests/install.yaml
+	node controller/api/print-crd.ts > charts/coder-metrics/crds/codermetrics.yaml
+	node controller/coder/metrics-reference.ts > docs/metrics.md
+	node test/tools/manifests.ts
+
+manifests: setup helm-binary ## Regenerate only manifests/install.yaml from the chart (helm template)
+	node test/tools/manifests.ts
+
+chart-lint: helm-binary ## helm lint --strict of charts/coder-metrics (also part of test-unit)
+	"$$(test/tools/go-tools.sh helm)/helm" lint --strict charts/coder-metrics
 
 build: setup ## Compile TypeScript to dist/
 	npm run --silent build
@@ -51,16 +67,23 @@ check: typecheck lint ## Static checks
 
 test: check test-unit test-integration ## Unit + integration tests (integration runs a real kube-apiserver + etcd)
 
-test-unit: setup ## Pure tests, no I/O beyond loopback
+test-unit: setup helm-binary system-deps ## Pure tests, no I/O beyond loopback (chart tests run helm and promtool)
 	$(NODE_TEST) $(UNIT_TESTS)
 
 # A real control plane is started once per run by test/cluster/global-setup.ts,
 # unless KUBECONFIG is set (then the suites run against that cluster).
-test-integration: setup system-deps kube-binaries build ## Integration tests against a real kube-apiserver + etcd
+test-integration: setup system-deps kube-binaries helm-binary prometheus-binary build ## Integration tests against a real kube-apiserver + etcd
 	$(NODE_TEST) --test-concurrency=2 --test-global-setup=test/cluster/global-setup.ts $(INTEGRATION_TESTS)
+
+test-chart: setup helm-binary system-deps ## Only the chart's unit tests: render, values schema, alerts (promtool), manifests drift
+	$(NODE_TEST) 'test/unit/chart/*.test.ts'
 
 bench: setup ## Exporter benchmarks (figures and ratios, no assertions)
 	node --expose-gc test/bench/exporter.bench.ts
 
+bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CRs in 500 namespaces (BENCH_CRS=N to change)
+	node test/bench/controller.bench.ts --crs $${BENCH_CRS:-500}
+
 clean: ## Remove build outputs (keeps the cached Go builds and Node)
 	rm -rf dist node_modules
+

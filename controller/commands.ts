@@ -7,6 +7,34 @@ export interface Command {
 }
 
 export const commands: Record<string, Command> = {
+  controller: {
+    summary: "run the Kubernetes controller that wires Coder deployments to Prometheus",
+    async run(args) {
+      const { runController } = await import("./operator/main.ts");
+      return runController(args);
+    },
+  },
+  exporter: {
+    summary: "run the relabeling sidecar exporter in front of coderd's metrics",
+    async run(args) {
+      const { runExporter } = await import("./exporter/main.ts");
+      return runExporter(args);
+    },
+  },
+  relabel: {
+    summary: "apply exporter rules to exposition text (stdin → stdout)",
+    async run(args) {
+      const { runRelabel } = await import("./exporter/relabel-cli.ts");
+      return runRelabel(args);
+    },
+  },
+  "scrape-config": {
+    summary: "print a Prometheus scrape_configs job for a CoderMetrics (no Operator needed)",
+    async run(args) {
+      const { runScrapeConfig } = await import("./scrape-config-cli.ts");
+      return runScrapeConfig(args);
+    },
+  },
   version: {
     summary: "print the version",
     async run() {

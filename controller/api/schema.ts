@@ -20,7 +20,12 @@ export function StringMap(options: SchemaOptions = {}): TUnsafe<Record<string, s
 
 /** A Go/Prometheus duration such as 30s, 1m30s, 500ms (the subset both accept). */
 export function Duration(options: SchemaOptions = {}): TUnsafe<string> {
-  return Type.Unsafe<string>({ ...options, type: "string", pattern: "^([0-9]+(ms|s|m|h))+$" });
+  return Type.Unsafe<string>({
+    ...options,
+    type: "string",
+    maxLength: 32,
+    pattern: "^([0-9]+(ms|s|m|h))+$",
+  });
 }
 
 /** Kubernetes resource.Quantity: an integer or a string such as 100m or 64Mi. */
@@ -49,10 +54,34 @@ export function withRules<T extends TSchema>(schema: T, rules: CelRule[]): T {
   return { ...schema, "x-kubernetes-validations": rules };
 }
 
+type JsonSchema = Record<string, unknown>;
+
+/** Fields with a default are filled by the API server, so they are not `required` of the user. */
+function unrequireDefaulted(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) unrequireDefaulted(item);
+    return;
+  }
+  if (node === null || typeof node !== "object") return;
+  const schema = node as JsonSchema;
+  const properties = schema.properties as Record<string, JsonSchema> | undefined;
+  if (Array.isArray(schema.required) && properties !== undefined) {
+    const required = (schema.required as string[]).filter(
+      (name) => properties[name]?.default === undefined,
+    );
+    if (required.length > 0) schema.required = required;
+    else delete schema.required;
+  }
+  for (const value of Object.values(schema)) unrequireDefaulted(value);
+}
+
 /**
- * Strips TypeBox's symbol keys and undefined values: the plain JSON Schema the
- * API server receives in the CRD.
+ * The plain JSON Schema the API server receives in the CRD: TypeBox's symbol
+ * keys dropped, and defaulted fields not required (TypeScript still sees them
+ * as always present, which they are once defaulted).
  */
-export function toOpenApi(schema: TSchema): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+export function toOpenApi(schema: TSchema): JsonSchema {
+  const plain = JSON.parse(JSON.stringify(schema)) as JsonSchema;
+  unrequireDefaulted(plain);
+  return plain;
 }

@@ -50,15 +50,17 @@ export const relabelActions = [
 // Prometheus's own validation rules for relabel_config, as CEL, so kubectl
 // refuses what Prometheus would refuse. Regex *syntax* (RE2) cannot be
 // checked here: the controller reports it in status.
+const labelNameString = () => Type.String({ pattern: labelName, maxLength: 256 });
+
 const RelabelConfig = withRules(
   Type.Object({
-    sourceLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
-    separator: Type.Optional(Type.String()),
-    targetLabel: Type.Optional(Type.String({ minLength: 1 })),
-    regex: Type.Optional(Type.String()),
+    sourceLabels: Type.Optional(Type.Array(labelNameString(), { maxItems: 32 })),
+    separator: Type.Optional(Type.String({ maxLength: 64 })),
+    targetLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    regex: Type.Optional(Type.String({ maxLength: 4096 })),
     modulus: Type.Optional(Type.Integer({ minimum: 1 })),
-    replacement: Type.Optional(Type.String()),
-    action: Type.Optional(StringEnum(relabelActions, { default: "replace" })),
+    replacement: Type.Optional(Type.String({ maxLength: 1024 })),
+    action: StringEnum(relabelActions, { default: "replace" }),
   }),
   [
     {
@@ -96,13 +98,19 @@ const Aggregation = withRules(
     by: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
     without: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
   }),
-  [{ rule: "has(self.by) != has(self.without)", message: "set exactly one of by and without" }],
+  [
+    {
+      rule: "!(has(self.by) && has(self.without))",
+      message: "set at most one of by and without (neither aggregates to one series)",
+    },
+  ],
 );
 
 const ExporterConfig = Type.Object(
   {
     metricRelabelings: Type.Optional(
       Type.Array(RelabelConfig, {
+        maxItems: 256,
         description: "Prometheus metric_relabel_configs, applied in order.",
       }),
     ),
@@ -111,18 +119,35 @@ const ExporterConfig = Type.Object(
         description: "Metric family names or globs to drop.",
       }),
     ),
-    aggregations: Type.Optional(Type.Array(Aggregation)),
+    aggregate: Type.Optional(
+      Type.Array(Aggregation, {
+        description: "Aggregations; the first rule matching a family wins.",
+      }),
+    ),
     pii: Type.Optional(
       Type.Object({
         hashLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
         dropLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+        hashLength: Type.Optional(
+          Type.Integer({
+            minimum: 8,
+            maximum: 64,
+            description: "Hex characters of the HMAC kept (default 16).",
+          }),
+        ),
         hashKeySecretRef: Type.Optional(
           Type.Object({ name: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) }),
         ),
       }),
     ),
     seriesLimit: Type.Optional(Type.Integer({ minimum: 0, description: "0 means no limit." })),
-    presets: Type.Optional(Type.Array(StringEnum(["drop-deprecated"] as const))),
+    presets: Type.Optional(
+      Type.Array(StringEnum(["drop_deprecated", "per_template"] as const), {
+        "x-kubernetes-list-type": "set",
+        description:
+          "drop_deprecated drops metrics Coder deprecated; per_template aggregates per-workspace agent metrics to per-template.",
+      }),
+    ),
   },
   { default: {} },
 );
@@ -165,6 +190,7 @@ export const CoderMetricsSpec = withRules(
         {
           address: Type.String({
             default: "0.0.0.0:2112",
+            maxLength: 128,
             pattern: "^(\\[[0-9a-fA-F:.]+\\]|[^:\\[\\]]*):[0-9]{1,5}$",
             description: "CODER_PROMETHEUS_ADDRESS: host:port coderd serves metrics on.",
           }),
@@ -234,6 +260,24 @@ export const CoderMetricsSpec = withRules(
           ],
         },
       ),
+      prometheusAnnotations: Type.Object(
+        {
+          service: Type.Boolean({
+            default: false,
+            description:
+              "Put prometheus.io/scrape, port, path and scheme annotations on the Service (the prometheus-community chart's kubernetes-service-endpoints job).",
+          }),
+          pods: Type.Boolean({
+            default: false,
+            description:
+              "Put the same annotations on coderd's pod template (its kubernetes-pods job). Changing this rolls coderd's pods.",
+          }),
+        },
+        {
+          default: {},
+          description: "Annotation-based discovery, for Prometheus without the Operator.",
+        },
+      ),
       exporter: Type.Object(
         {
           enabled: Type.Boolean({ default: true }),
@@ -252,13 +296,13 @@ export const CoderMetricsSpec = withRules(
   ),
   [
     {
-      rule: "!(self.monitor.target == 'Exporter' && !self.exporter.enabled)",
+      rule: "!has(self.monitor) || !has(self.exporter) || !(self.monitor.target == 'Exporter' && !self.exporter.enabled)",
       message:
         "monitor.target Exporter needs exporter.enabled; set monitor.target to Coderd to scrape coderd directly",
       fieldPath: ".monitor.target",
     },
     {
-      rule: "!self.exporter.enabled || !self.coder.address.endsWith(':' + string(self.exporter.port))",
+      rule: "!has(self.exporter) || !has(self.coder) || !self.exporter.enabled || int(self.coder.address.substring(self.coder.address.lastIndexOf(':') + 1)) != self.exporter.port",
       message: "exporter.port must differ from the port in coder.address",
       fieldPath: ".exporter.port",
     },

@@ -11,6 +11,7 @@
 import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from "@kubernetes/client-node";
 import type { CoderMetrics, CoderMetricsSpec } from "../api/v1alpha1.ts";
 import { type CoderAddress, parseCoderAddress, upstreamUrl } from "./coder-address.ts";
+import { scrapeAnnotations } from "./service.ts";
 import {
   exporterConfigDir,
   exporterConfigKey,
@@ -193,6 +194,9 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
     },
     spec: {
       template: {
+        ...(spec.prometheusAnnotations.pods
+          ? { metadata: { annotations: scrapeAnnotations(spec, coderAddress.port) } }
+          : {}),
         spec: {
           containers: containersToApply,
           ...(spec.exporter.enabled

@@ -29,11 +29,17 @@ export function digestOf(value: unknown): string {
 }
 
 interface WithMetadata {
-  metadata?: { annotations?: Record<string, string> | undefined } | undefined;
+  metadata?:
+    | { name?: string | undefined; annotations?: Record<string, string> | undefined }
+    | undefined;
 }
 
+type Stamped<T extends WithMetadata> = T & {
+  metadata: NonNullable<T["metadata"]> & { annotations: Record<string, string> };
+};
+
 /** Returns a copy of `desired` whose metadata carries the digest of itself. */
-export function stampDigest<T extends WithMetadata>(desired: T): T {
+export function stampDigest<T extends WithMetadata>(desired: T): Stamped<T> {
   const digest = digestOf(desired);
   return {
     ...desired,

@@ -25,8 +25,9 @@ export function instanceKey(cr: Pick<CoderMetrics, "metadata">): string {
 
 /** Labels on every object we own; the ServiceMonitor selects the Service by them. */
 export function ownedLabels(cr: Pick<CoderMetrics, "metadata">): Record<string, string> {
+  // Not app.kubernetes.io/name=coder-metrics: that names the chart's own objects.
   return {
-    "app.kubernetes.io/name": "coder-metrics",
+    "app.kubernetes.io/component": "coder-metrics-target",
     "app.kubernetes.io/part-of": "coder",
     [managedByLabel]: managedBy,
     [instanceLabel]: cr.metadata.name,

@@ -28,6 +28,21 @@ export function servicePorts(spec: CoderMetricsSpec, coderPort: number): V1Servi
   return ports;
 }
 
+/** prometheus.io/* annotations pointing at the port Prometheus should scrape. */
+export function scrapeAnnotations(
+  spec: CoderMetricsSpec,
+  coderPort: number,
+): Record<string, string> {
+  return {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": String(
+      spec.monitor.target === "Exporter" && spec.exporter.enabled ? spec.exporter.port : coderPort,
+    ),
+    "prometheus.io/path": "/metrics",
+    "prometheus.io/scheme": "http",
+  };
+}
+
 export function desiredService(input: ServiceInput): V1Service {
   const { cr, spec } = input;
   return {
@@ -37,7 +52,16 @@ export function desiredService(input: ServiceInput): V1Service {
       name: spec.service.name,
       namespace: cr.metadata.namespace,
       labels: { ...spec.service.labels, ...ownedLabels(cr) },
-      ...(spec.service.annotations ? { annotations: { ...spec.service.annotations } } : {}),
+      ...(spec.service.annotations || spec.prometheusAnnotations.service
+        ? {
+            annotations: {
+              ...spec.service.annotations,
+              ...(spec.prometheusAnnotations.service
+                ? scrapeAnnotations(spec, input.coderPort)
+                : {}),
+            },
+          }
+        : {}),
       ownerReferences: [ownerReference(cr)],
     },
     spec: {

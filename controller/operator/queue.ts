@@ -26,6 +26,11 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** Nothing queued and nothing being processed (delayed keys do not count). */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.processing.size === 0;
+  }
+
   add(key: string): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);

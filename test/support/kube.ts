@@ -12,9 +12,11 @@ export interface TestClients {
   objects: k8s.KubernetesObjectApi;
 }
 
-export function testClients(): TestClients {
+/** Clients for the run's cluster (KUBECONFIG), or for the kubeconfig file given. */
+export function testClients(kubeconfigPath?: string): TestClients {
   const config = new k8s.KubeConfig();
-  config.loadFromDefault();
+  if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
+  else config.loadFromDefault();
   if (config.getCurrentCluster() === null) {
     throw new Error(
       "no cluster: run through `make test-integration`, or set USE_EXISTING_CLUSTER=true with KUBECONFIG",

@@ -3,7 +3,8 @@
 # Builds every `tool` listed in test/tools/<name>/go.mod with the Go toolchain
 # into .cache/bin/<name>-<digest of go.mod+go.sum>/ and prints that folder.
 # The build is skipped when the folder exists, so the cache survives until the
-# pinned versions change. For kube, KUBEBUILDER_ASSETS (a folder that already
+# pinned versions change. An optional test/tools/<name>/ldflags file stamps
+# versions the way the projects' own release builds do (-X flags). For kube, KUBEBUILDER_ASSETS (a folder that already
 # holds kube-apiserver and kube-controller-manager) wins when set.
 set -euo pipefail
 name="${1:?usage: go-tools.sh <tool-module-folder>}"
@@ -16,7 +17,9 @@ if [ "$name" = kube ] && [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   exit 0
 fi
 
-digest="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
+extra_ldflags=""
+[ -f "$mod/ldflags" ] && extra_ldflags="$(tr '\n' ' ' < "$mod/ldflags")"
+digest="$( (cat "$mod/go.mod" "$mod/go.sum"; echo "$extra_ldflags") | sha256sum | cut -c1-12)"
 dest="$root/.cache/bin/$name-$digest"
 if [ -f "$dest/.complete" ]; then
   echo "$dest"
@@ -28,7 +31,7 @@ echo "go-tools.sh: building $name ($(echo $tools | tr '\n' ' ')) — first run o
 start=$SECONDS
 rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
 # shellcheck disable=SC2086 # one argument per tool package
-(cd "$mod" && go build -ldflags='-s -w' -o "$dest.tmp/" $tools)
+(cd "$mod" && go build -ldflags="-s -w $extra_ldflags" -o "$dest.tmp/" $tools)
 touch "$dest.tmp/.complete"
 rm -rf "$dest" && mv "$dest.tmp" "$dest"
 echo "go-tools.sh: built $name in $((SECONDS - start))s" >&2

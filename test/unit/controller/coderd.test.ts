@@ -5,7 +5,11 @@ import { parseCoderAddress, upstreamUrl } from "../../../controller/desired/code
 import { planCoderd, releaseCoderd } from "../../../controller/desired/coderd.ts";
 import { coderDeployment, coderMetrics } from "./fixtures.ts";
 
-function plan(specPatch: unknown, env: Parameters<typeof coderDeployment>[0] = [], owned: string[] = []) {
+function plan(
+  specPatch: unknown,
+  env: Parameters<typeof coderDeployment>[0] = [],
+  owned: string[] = [],
+) {
   const cr = coderMetrics(specPatch);
   return planCoderd({
     cr,
@@ -41,7 +45,9 @@ describe("planCoderd", () => {
       "--listen=0.0.0.0:2113",
       "--config=/etc/coder-metrics/exporter.yaml",
     ]);
-    assert.deepEqual(exporter?.ports, [{ name: "exporter-http", containerPort: 2113, protocol: "TCP" }]);
+    assert.deepEqual(exporter?.ports, [
+      { name: "exporter-http", containerPort: 2113, protocol: "TCP" },
+    ]);
     assert.ok(p.ok);
     assert.deepEqual(p.apply.spec?.template.spec?.volumes, [
       { name: "coder-metrics-exporter-config", configMap: { name: "coder-exporter-config" } },
@@ -53,7 +59,10 @@ describe("planCoderd", () => {
   test("only the fields we own are in the apply (no image, no other env)", () => {
     const [coderd] = containers(plan({}));
     assert.deepEqual(Object.keys(coderd ?? {}).sort(), ["env", "name"]);
-    assert.equal(coderd?.env?.some((e) => e.name === "CODER_HTTP_ADDRESS"), false);
+    assert.equal(
+      coderd?.env?.some((e) => e.name === "CODER_HTTP_ADDRESS"),
+      false,
+    );
   });
 
   test("the exporter sidecar passes the restricted Pod Security Standard on its own", () => {
@@ -68,7 +77,13 @@ describe("planCoderd", () => {
 
   test("optional Coder settings map to their env vars", () => {
     const [coderd] = containers(
-      plan({ coder: { collectAgentStats: true, collectDBMetrics: false, aggregateAgentStatsBy: ["template_name", "agent_name"] } }),
+      plan({
+        coder: {
+          collectAgentStats: true,
+          collectDBMetrics: false,
+          aggregateAgentStatsBy: ["template_name", "agent_name"],
+        },
+      }),
     );
     assert.deepEqual(coderd?.env?.slice(2), [
       { name: "CODER_PROMETHEUS_COLLECT_AGENT_STATS", value: "true" },
@@ -80,7 +95,10 @@ describe("planCoderd", () => {
   test("Respect: a user's own address is kept and used for the exporter's upstream", () => {
     const p = plan({}, [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:9999" }]);
     const [coderd, exporter] = containers(p);
-    assert.deepEqual(coderd?.env?.map((e) => e.name), ["CODER_PROMETHEUS_ENABLE"]);
+    assert.deepEqual(
+      coderd?.env?.map((e) => e.name),
+      ["CODER_PROMETHEUS_ENABLE"],
+    );
     assert.ok(exporter?.args?.includes("--upstream=http://127.0.0.1:9999/metrics"));
     assert.ok(p.ok);
     assert.deepEqual(p.respected, ["CODER_PROMETHEUS_ADDRESS"]);
@@ -88,7 +106,13 @@ describe("planCoderd", () => {
   });
 
   test("Respect: an env var we already own is ours to change, not the user's", () => {
-    const [coderd] = containers(plan({ coder: { address: "0.0.0.0:2200" } }, [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:2112" }], ["CODER_PROMETHEUS_ADDRESS"]));
+    const [coderd] = containers(
+      plan(
+        { coder: { address: "0.0.0.0:2200" } },
+        [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:2112" }],
+        ["CODER_PROMETHEUS_ADDRESS"],
+      ),
+    );
     assert.deepEqual(coderd?.env?.[1], { name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:2200" });
   });
 
@@ -99,7 +123,11 @@ describe("planCoderd", () => {
   });
 
   test("Override: our values replace the user's", () => {
-    const [coderd] = containers(plan({ coder: { existingSettings: "Override" } }, [{ name: "CODER_PROMETHEUS_ENABLE", value: "false" }]));
+    const [coderd] = containers(
+      plan({ coder: { existingSettings: "Override" } }, [
+        { name: "CODER_PROMETHEUS_ENABLE", value: "false" },
+      ]),
+    );
     assert.deepEqual(coderd?.env?.[0], { name: "CODER_PROMETHEUS_ENABLE", value: "true" });
   });
 
@@ -117,7 +145,11 @@ describe("planCoderd", () => {
   });
 
   test("a PII hash key Secret is mounted and passed by file", () => {
-    const p = plan({ exporter: { config: { pii: { hashLabels: ["username"], hashKeySecretRef: { name: "k", key: "hash" } } } } });
+    const p = plan({
+      exporter: {
+        config: { pii: { hashLabels: ["username"], hashKeySecretRef: { name: "k", key: "hash" } } },
+      },
+    });
     const [, exporter] = containers(p);
     assert.ok(exporter?.args?.includes("--hash-key-file=/etc/coder-metrics-hash-key/key"));
     assert.ok(p.ok);

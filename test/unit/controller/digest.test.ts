@@ -16,7 +16,15 @@ describe("isSubset", () => {
     ["different scalars", "a", "b", false],
     ["server-defaulted extra fields", { a: 1 }, { a: 1, b: 2 }, true],
     ["missing field", { a: 1, b: 2 }, { a: 1 }, false],
-    ["named list items match by name", [{ name: "x", v: 1 }], [{ name: "y", v: 9 }, { name: "x", v: 1, d: 0 }], true],
+    [
+      "named list items match by name",
+      [{ name: "x", v: 1 }],
+      [
+        { name: "y", v: 9 },
+        { name: "x", v: 1, d: 0 },
+      ],
+      true,
+    ],
     ["named list item changed", [{ name: "x", v: 1 }], [{ name: "x", v: 2 }], false],
     ["named list item removed", [{ name: "x" }, { name: "y" }], [{ name: "x" }], false],
     ["plain lists by containment", ["ALL"], ["ALL"], true],
@@ -30,17 +38,27 @@ describe("isSubset", () => {
 });
 
 describe("isUpToDate", () => {
-  const desired = stampDigest({ metadata: { name: "s" }, spec: { ports: [{ name: "p", port: 1 }] } });
+  const object = { metadata: { name: "s" }, spec: { ports: [{ name: "p", port: 1 }] } };
+  const desired = stampDigest(object);
   test("same digest and fields present → nothing to do", () => {
-    const live = { metadata: { name: "s", annotations: { ...desired.metadata.annotations }, uid: "u" }, spec: { ports: [{ name: "p", port: 1, protocol: "TCP" }] } };
+    const live = {
+      metadata: { name: "s", annotations: { ...desired.metadata.annotations }, uid: "u" },
+      spec: { ports: [{ name: "p", port: 1, protocol: "TCP" }] },
+    };
     assert.equal(isUpToDate(desired, live), true);
   });
   test("a user edited one of our fields → apply again", () => {
-    const live = { metadata: { name: "s", annotations: { ...desired.metadata.annotations } }, spec: { ports: [{ name: "p", port: 2 }] } };
+    const live = {
+      metadata: { name: "s", annotations: { ...desired.metadata.annotations } },
+      spec: { ports: [{ name: "p", port: 2 }] },
+    };
     assert.equal(isUpToDate(desired, live), false);
   });
   test("the desired state changed (other digest) → apply, so server-side apply can drop what we no longer set", () => {
-    const live = { metadata: { name: "s", annotations: { "coder-metrics.io/applied": "old" } }, spec: { ports: [{ name: "p", port: 1 }] } };
+    const live = {
+      metadata: { name: "s", annotations: { "coder-metrics.io/applied": "old" } },
+      spec: { ports: [{ name: "p", port: 1 }] },
+    };
     assert.equal(isUpToDate(desired, live), false);
   });
   test("absent → apply", () => assert.equal(isUpToDate(desired, undefined), false));

@@ -3,7 +3,11 @@ import type { V1Deployment, V1EnvVar } from "@kubernetes/client-node";
 import { resolveSpec } from "../../../controller/api/defaults.ts";
 import type { CoderMetrics, CoderMetricsSpec } from "../../../controller/api/v1alpha1.ts";
 
-export function coderMetrics(spec: unknown = {}, name = "coder", namespace = "coder"): CoderMetrics & { spec: CoderMetricsSpec } {
+export function coderMetrics(
+  spec: unknown = {},
+  name = "coder",
+  namespace = "coder",
+): CoderMetrics & { spec: CoderMetricsSpec } {
   return {
     apiVersion: "coder-metrics.io/v1alpha1",
     kind: "CoderMetrics",
@@ -13,7 +17,11 @@ export function coderMetrics(spec: unknown = {}, name = "coder", namespace = "co
 }
 
 /** A Deployment shaped like the one Coder's Helm chart renders. */
-export function coderDeployment(env: V1EnvVar[] = [], name = "coder", namespace = "coder"): V1Deployment {
+export function coderDeployment(
+  env: V1EnvVar[] = [],
+  name = "coder",
+  namespace = "coder",
+): V1Deployment {
   const labels = { "app.kubernetes.io/name": "coder", "app.kubernetes.io/instance": "coder" };
   return {
     apiVersion: "apps/v1",

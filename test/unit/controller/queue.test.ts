@@ -33,7 +33,10 @@ describe("WorkQueue", () => {
 
   test("failures back off exponentially per key and forget resets", () => {
     const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 50 });
-    assert.deepEqual([q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")], [10, 20, 40, 50]);
+    assert.deepEqual(
+      [q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")],
+      [10, 20, 40, 50],
+    );
     assert.equal(q.addRateLimited("b"), 10, "per key");
     q.forget("a");
     assert.equal(q.addRateLimited("a"), 10);

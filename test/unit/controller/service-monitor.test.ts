@@ -34,13 +34,22 @@ describe("desiredService", () => {
   test("without the exporter only prom-http is exposed", () => {
     const cr = coderMetrics({ exporter: { enabled: false }, monitor: { target: "Coderd" } });
     const svc = desiredService({ cr, spec: cr.spec, podSelector, coderPort: 2112 });
-    assert.deepEqual(svc.spec?.ports?.map((p) => p.name), ["prom-http"]);
+    assert.deepEqual(
+      svc.spec?.ports?.map((p) => p.name),
+      ["prom-http"],
+    );
   });
 
   test("commonPodSelector keeps only what every Deployment shares", () => {
-    assert.deepEqual(commonPodSelector([podSelector, { "app.kubernetes.io/name": "coder", "app.kubernetes.io/instance": "coder-2" }]), {
-      "app.kubernetes.io/name": "coder",
-    });
+    assert.deepEqual(
+      commonPodSelector([
+        podSelector,
+        { "app.kubernetes.io/name": "coder", "app.kubernetes.io/instance": "coder-2" },
+      ]),
+      {
+        "app.kubernetes.io/name": "coder",
+      },
+    );
     assert.deepEqual(commonPodSelector([{ a: "1" }, { b: "2" }]), {});
     assert.deepEqual(commonPodSelector([]), {});
   });
@@ -48,29 +57,64 @@ describe("desiredService", () => {
 
 describe("desiredMonitor", () => {
   test("the ServiceMonitor selects the Service by its labels and names its port (the docs' bug, fixed)", () => {
-    const cr = coderMetrics({ monitor: { labels: { release: "kube-prometheus-stack" }, scrapeTimeout: "10s" } });
+    const cr = coderMetrics({
+      monitor: { labels: { release: "kube-prometheus-stack" }, scrapeTimeout: "10s" },
+    });
     const svc = desiredService({ cr, spec: cr.spec, podSelector, coderPort: 2112 });
-    const sm = desiredMonitor({ cr, spec: cr.spec, kind: "ServiceMonitor", podSelector, coderPort: 2112 });
+    const sm = desiredMonitor({
+      cr,
+      spec: cr.spec,
+      kind: "ServiceMonitor",
+      podSelector,
+      coderPort: 2112,
+    });
     assert.equal(sm.kind, "ServiceMonitor");
     assert.equal(sm.metadata.labels.release, "kube-prometheus-stack");
     const selector = sm.spec.selector as { matchLabels: Record<string, string> };
-    assert.ok(matchesSelector(selector, svc.metadata?.labels), "selector matches the Service's labels");
+    assert.ok(
+      matchesSelector(selector, svc.metadata?.labels),
+      "selector matches the Service's labels",
+    );
     assert.deepEqual(sm.spec.namespaceSelector, { matchNames: ["coder"] });
     const [endpoint] = sm.spec.endpoints as Array<Record<string, unknown>>;
-    assert.ok(svc.spec?.ports?.some((p) => p.name === endpoint?.port), "endpoint port is a port name of the Service");
-    assert.deepEqual(endpoint, { port: "exporter-http", path: "/metrics", interval: "30s", scrapeTimeout: "10s", honorLabels: false });
+    assert.ok(
+      svc.spec?.ports?.some((p) => p.name === endpoint?.port),
+      "endpoint port is a port name of the Service",
+    );
+    assert.deepEqual(endpoint, {
+      port: "exporter-http",
+      path: "/metrics",
+      interval: "30s",
+      scrapeTimeout: "10s",
+      honorLabels: false,
+    });
   });
 
   test("target Coderd scrapes prom-http", () => {
     const cr = coderMetrics({ monitor: { target: "Coderd" } });
-    const sm = desiredMonitor({ cr, spec: cr.spec, kind: "ServiceMonitor", podSelector, coderPort: 2112 });
+    const sm = desiredMonitor({
+      cr,
+      spec: cr.spec,
+      kind: "ServiceMonitor",
+      podSelector,
+      coderPort: 2112,
+    });
     assert.equal((sm.spec.endpoints as Array<{ port: string }>)[0]?.port, "prom-http");
   });
 
   test("a PodMonitor selects coderd's pods", () => {
     const cr = coderMetrics({ monitor: { mode: "PodMonitor", target: "Coderd" } });
-    const pm = desiredMonitor({ cr, spec: cr.spec, kind: "PodMonitor", podSelector, coderPort: 2112 });
+    const pm = desiredMonitor({
+      cr,
+      spec: cr.spec,
+      kind: "PodMonitor",
+      podSelector,
+      coderPort: 2112,
+    });
     assert.deepEqual(pm.spec.selector, { matchLabels: podSelector });
-    assert.equal((pm.spec.podMetricsEndpoints as Array<{ portNumber: number }>)[0]?.portNumber, 2112);
+    assert.equal(
+      (pm.spec.podMetricsEndpoints as Array<{ portNumber: number }>)[0]?.portNumber,
+      2112,
+    );
   });
 });

@@ -1,0 +1,216 @@
+// The in-memory shape of one scrape: metric families in exposition order, each
+// holding its samples. Parser produces it, relabel/aggregate/pii rewrite it,
+// serialize writes it out. Nothing here does I/O.
+
+/** Metric types of the Prometheus text format 0.0.4 ("untyped" = no TYPE or unknown). */
+export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
+
+/**
+ * One sample line. While a sample is untouched it remembers where its line
+ * sits in the scraped text, so the serializer can copy the original bytes
+ * (whole runs of lines at once) instead of re-formatting; labels are only
+ * materialised when a stage asks for them. Any stage that changes the name or
+ * labels calls touch().
+ */
+export class Sample {
+  /** Metric name of this line, e.g. `foo_bucket` in family `foo`. */
+  name: string;
+  value: number;
+  /** Milliseconds since the epoch, when the line carried a timestamp. */
+  timestamp: number | undefined;
+  /** The scraped text this sample was parsed from (undefined for computed samples). */
+  readonly src: string | undefined;
+  /** [start, end) of the whole line (with its newline) in `src`; -1 once touched. */
+  start: number;
+  end: number;
+  /** [vStart, vEnd) of the value text in `src`; -1 for a computed value. */
+  vStart: number;
+  vEnd: number;
+  /** Offset just after `{` in `src` for lazily parsed labels; -1 when none/materialised. */
+  lStart: number;
+  /** Cached `name{labels}` text once the sample was changed (see serialize.ts). */
+  series: string | undefined;
+  /** Materialised labels (use `labels`). */
+  #labels: string[] | undefined;
+
+  constructor(name: string, labels: string[] | undefined, value: number, timestamp?: number) {
+    this.name = name;
+    this.#labels = labels;
+    this.value = value;
+    this.timestamp = timestamp;
+    this.src = undefined;
+    this.start = -1;
+    this.end = -1;
+    this.vStart = -1;
+    this.vEnd = -1;
+    this.lStart = -1;
+    this.series = undefined;
+  }
+
+  /** A sample backed by scraped text (used by the parser). */
+  static fromSource(
+    src: string,
+    name: string,
+    lStart: number,
+    value: number,
+    vStart: number,
+    vEnd: number,
+    timestamp: number | undefined,
+    start: number,
+    end: number,
+  ): Sample {
+    const s = new Sample(name, lStart < 0 ? EMPTY_LABELS : undefined, value, timestamp);
+    (s as { src: string | undefined }).src = src;
+    s.lStart = lStart;
+    s.vStart = vStart;
+    s.vEnd = vEnd;
+    s.start = start;
+    s.end = end;
+    return s;
+  }
+
+  /**
+   * Label pairs flattened as [name0, value0, name1, value1, …] in exposition
+   * order (never `__name__`). Callers may mutate the array only after touch().
+   */
+  get labels(): string[] {
+    let l = this.#labels;
+    if (l === undefined) {
+      l = materializeLabels(this.src!, this.lStart);
+      this.#labels = l;
+    }
+    return l;
+  }
+
+  set labels(l: string[]) {
+    this.#labels = l;
+    this.start = -1;
+    this.series = undefined;
+  }
+
+  /** Marks name/labels as changed: the original line can no longer be reused. */
+  touch(): void {
+    this.series = undefined;
+    if (this.start >= 0) {
+      this.start = -1;
+      // Materialised arrays are private to the sample; the shared empty one is not.
+      const l = this.labels;
+      if (l === EMPTY_LABELS) this.#labels = [];
+    }
+  }
+
+  /** Sets a computed value. */
+  setValue(v: number): void {
+    this.value = v;
+    this.vStart = -1;
+    this.vEnd = -1;
+  }
+}
+
+const EMPTY_LABELS: string[] = [];
+
+let internNames: string[] = [];
+
+/** Forgets the label names kept for interning (they may pin a scraped payload). */
+export function releaseInternedNames(): void {
+  internNames = [];
+}
+
+/** Parses an already validated label section starting just after `{`. */
+function materializeLabels(s: string, at: number): string[] {
+  const out: string[] = [];
+  const prev = internNames;
+  let p = at;
+  for (;;) {
+    let c = s.charCodeAt(p);
+    while (c === 32 || c === 9) c = s.charCodeAt(++p);
+    if (c === 125) break; // }
+    const ns = p;
+    while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
+    const cand = prev[out.length];
+    const name =
+      cand !== undefined && cand.length === p - ns && s.startsWith(cand, ns)
+        ? cand
+        : s.slice(ns, p);
+    while (c !== 34) c = s.charCodeAt(++p); // to the opening quote
+    const vs = ++p;
+    let escaped = false;
+    c = s.charCodeAt(p);
+    while (c !== 34) {
+      if (c === 92) {
+        escaped = true;
+        p++;
+      }
+      c = s.charCodeAt(++p);
+    }
+    const raw = s.slice(vs, p);
+    out.push(name, escaped ? unescapeLabelValue(raw) : raw);
+    c = s.charCodeAt(++p);
+    while (c === 32 || c === 9) c = s.charCodeAt(++p);
+    if (c === 44) p++;
+  }
+  if (out.length > 0) internNames = out;
+  return out;
+}
+
+/** Label value unescaping as Prometheus's lvalReplacer: \\ \" \n only. */
+export function unescapeLabelValue(raw: string): string {
+  let out = "";
+  let last = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw.charCodeAt(i) !== 92) continue;
+    const d = raw.charCodeAt(i + 1);
+    let rep: string | undefined;
+    if (d === 92) rep = "\\";
+    else if (d === 34) rep = '"';
+    else if (d === 110) rep = "\n";
+    if (rep !== undefined) {
+      out += raw.slice(last, i) + rep;
+      last = i + 2;
+    }
+    i++; // an escape pair is consumed either way
+  }
+  return out + raw.slice(last);
+}
+
+export interface Family {
+  name: string;
+  type: MetricType;
+  /** Whether a `# TYPE` line was present (an untyped family may have none). */
+  typed: boolean;
+  /** Unescaped HELP text, or undefined when there was no HELP line. */
+  help: string | undefined;
+  samples: Sample[];
+}
+
+/** A malformed exposition: which line, and why. The only error the parser throws. */
+export class ParseError extends Error {
+  readonly line: number;
+  readonly reason: string;
+  constructor(line: number, reason: string) {
+    super(`line ${line}: ${reason}`);
+    this.name = "ParseError";
+    this.line = line;
+    this.reason = reason;
+  }
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Legacy (text format 0.0.4) metric-name validity. */
+export function isValidMetricName(name: string): boolean {
+  return METRIC_NAME.test(name);
+}
+
+/** Legacy (text format 0.0.4) label-name validity, as model.LabelName.IsValid. */
+export function isValidLabelName(name: string): boolean {
+  return LABEL_NAME.test(name);
+}
+
+/** Number of samples over all families. */
+export function countSamples(families: readonly Family[]): number {
+  let n = 0;
+  for (const f of families) n += f.samples.length;
+  return n;
+}

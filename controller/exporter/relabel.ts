@@ -1,0 +1,474 @@
+// Prometheus `relabel_config` for metric relabeling, with the semantics of
+// Prometheus's model/relabel: same defaults (action replace, separator ";",
+// regex "(.*)" fully anchored, replacement "$1"), same validation rules and
+// messages, same per-action behaviour (empty replacement result deletes the
+// target label, invalid expanded target names are skipped, hashmod takes the
+// last 8 bytes of the md5 sum big-endian modulo `modulus`).
+//
+// Label names are validated with the legacy rules of the 0.0.4 text format
+// ([a-zA-Z_][a-zA-Z0-9_]*), which is what this exporter serves.
+import { createHash } from "node:crypto";
+import { isValidLabelName, isValidMetricName, type Sample } from "./model.ts";
+import { compileRegex, compileTemplate, detach, expand, Regex, type Template } from "./regex.ts";
+
+export const ACTIONS = [
+  "replace",
+  "keep",
+  "drop",
+  "keepequal",
+  "dropequal",
+  "hashmod",
+  "labelmap",
+  "labeldrop",
+  "labelkeep",
+  "lowercase",
+  "uppercase",
+] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export interface RelabelRule {
+  action: Action;
+  sourceLabels: readonly string[];
+  separator: string;
+  regex: Regex;
+  /** Whether `regex` is the untouched default (enables Prometheus's replace fast path). */
+  regexIsDefault: boolean;
+  modulus: bigint;
+  targetLabel: string;
+  replacement: string;
+  targetTemplate: Template;
+  replacementTemplate: Template;
+  /** Per-rule scratch for sourceValue (the last source values and their join). */
+  scratch: { parts: string[]; joined: string };
+}
+
+/** A configuration error: where (a path like `metric_relabel_configs[2].regex`) and what. */
+export interface ConfigError {
+  path: string;
+  message: string;
+}
+
+const DEFAULT_REGEX_SOURCE = "(.*)";
+let defaultRegex: Regex | undefined;
+function sharedDefaultRegex(): Regex {
+  defaultRegex ??= new Regex(DEFAULT_REGEX_SOURCE);
+  return defaultRegex;
+}
+
+/** Prometheus's relabelTarget: names made of letters, `_`, `$name`/`${name}` and word chars. */
+let relabelTarget: Regex | undefined;
+function isValidTemplateTarget(s: string): boolean {
+  relabelTarget ??= new Regex("(?:(?:[a-zA-Z_]|\\$(?:\\{\\w+\\}|\\w+))+\\w*)+");
+  return relabelTarget.test(s);
+}
+
+const KNOWN_KEYS = new Set([
+  "source_labels",
+  "separator",
+  "regex",
+  "modulus",
+  "target_label",
+  "replacement",
+  "action",
+]);
+const CAMEL_HINT: Record<string, string> = {
+  sourceLabels: "source_labels",
+  targetLabel: "target_label",
+};
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Scalars YAML may hand us for a string field (Go's yaml decodes them as text). */
+function asString(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  return undefined;
+}
+
+/**
+ * Validates one raw rule (a parsed YAML mapping) like Prometheus's
+ * Config.UnmarshalYAML + Validate and compiles it. `path` prefixes error paths.
+ */
+export function compileRelabelRule(
+  raw: unknown,
+  path: string,
+): { ok: true; rule: RelabelRule } | { ok: false; errors: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  const err = (field: string, message: string) =>
+    errors.push({ path: field === "" ? path : `${path}.${field}`, message });
+  if (!isRecord(raw)) {
+    err("", "relabel rule must be a mapping");
+    return { ok: false, errors };
+  }
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.has(key)) {
+      const hint = CAMEL_HINT[key];
+      err(key, `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
+    }
+  }
+
+  // action
+  let action: Action = "replace";
+  if ("action" in raw) {
+    const a = asString(raw.action);
+    if (a === undefined || a === "") {
+      err("action", "relabel action cannot be empty");
+    } else if ((ACTIONS as readonly string[]).includes(a.toLowerCase())) {
+      action = a.toLowerCase() as Action;
+    } else {
+      err("action", `unknown relabel action "${a}"`);
+    }
+  }
+
+  // source_labels
+  let sourceLabels: string[] = [];
+  const hasSource = "source_labels" in raw && raw.source_labels !== null;
+  if (hasSource) {
+    const v = raw.source_labels;
+    if (!Array.isArray(v)) {
+      err("source_labels", "must be a list of label names");
+    } else {
+      v.forEach((item, i) => {
+        const s = asString(item);
+        if (s === undefined || !isValidLabelName(s)) {
+          err(`source_labels[${i}]`, `${JSON.stringify(item)} is not a valid label name`);
+        } else {
+          sourceLabels.push(s);
+        }
+      });
+    }
+  }
+  if (errors.length > 0) sourceLabels = [];
+
+  const separator = field(raw, "separator", ";", err);
+  const targetLabel = field(raw, "target_label", "", err);
+  const replacement = field(raw, "replacement", "$1", err);
+
+  // regex
+  let regex = sharedDefaultRegex();
+  let regexIsDefault = true;
+  if ("regex" in raw) {
+    const src = raw.regex === null ? "" : asString(raw.regex);
+    if (src === undefined) {
+      err("regex", "must be a string");
+    } else {
+      const c = compileRegex(src);
+      if (c.ok) {
+        regex = c.regex;
+        regexIsDefault = false;
+      } else {
+        err("regex", `invalid RE2 regular expression ${JSON.stringify(src)}: ${c.error}`);
+      }
+    }
+  }
+
+  // modulus
+  let modulus = 0n;
+  if ("modulus" in raw && raw.modulus !== null) {
+    const m = raw.modulus;
+    if (typeof m === "bigint" && m >= 0n) modulus = m;
+    else if (typeof m === "number" && Number.isSafeInteger(m) && m >= 0) modulus = BigInt(m);
+    else err("modulus", "must be a non-negative integer");
+  }
+  if (errors.length > 0) return { ok: false, errors };
+
+  // Prometheus's Config.Validate, in its order.
+  const validate = (): [string, string] | undefined => {
+    const a = action;
+    if (modulus === 0n && a === "hashmod") {
+      return ["modulus", "relabel configuration for hashmod requires non-zero modulus"];
+    }
+    const needsTarget = ["replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"];
+    if (needsTarget.includes(a) && targetLabel === "") {
+      return [
+        "target_label",
+        `relabel configuration for ${a} action requires 'target_label' value`,
+      ];
+    }
+    const invalidTarget = (): [string, string] => [
+      "target_label",
+      `${JSON.stringify(targetLabel)} is invalid 'target_label' for ${a} action`,
+    ];
+    if (a === "replace" && !targetLabel.includes("$") && !isValidLabelName(targetLabel)) {
+      return invalidTarget();
+    }
+    if (a === "replace" && targetLabel.includes("$") && !isValidTemplateTarget(targetLabel)) {
+      return invalidTarget();
+    }
+    const caseOrEqual = ["lowercase", "uppercase", "keepequal", "dropequal"];
+    if (caseOrEqual.includes(a) && !isValidLabelName(targetLabel)) return invalidTarget();
+    if (caseOrEqual.includes(a) && replacement !== "$1") {
+      return ["replacement", `'replacement' can not be set for ${a} action`];
+    }
+    if (a === "labelmap" && !isValidTemplateTarget(replacement)) {
+      return [
+        "replacement",
+        `${JSON.stringify(replacement)} is invalid 'replacement' for ${a} action`,
+      ];
+    }
+    if (a === "hashmod" && !isValidLabelName(targetLabel)) return invalidTarget();
+    if (a === "keepequal" || a === "dropequal") {
+      if (!regexIsDefault || modulus !== 0n || separator !== ";" || replacement !== "$1") {
+        return [
+          "",
+          `${a} action requires only 'source_labels' and \`target_label\`, and no other fields`,
+        ];
+      }
+    }
+    if (a === "labeldrop" || a === "labelkeep") {
+      if (
+        hasSource ||
+        targetLabel !== "" ||
+        modulus !== 0n ||
+        separator !== ";" ||
+        replacement !== "$1"
+      ) {
+        return ["", `${a} action requires only 'regex', and no other fields`];
+      }
+    }
+    return undefined;
+  };
+  const bad = validate();
+  if (bad !== undefined) {
+    err(bad[0], bad[1]);
+    return { ok: false, errors };
+  }
+
+  return {
+    ok: true,
+    rule: {
+      action,
+      sourceLabels,
+      separator,
+      regex,
+      regexIsDefault,
+      modulus,
+      targetLabel,
+      replacement,
+      targetTemplate: compileTemplate(targetLabel, regex),
+      replacementTemplate: compileTemplate(replacement, regex),
+      scratch: { parts: [], joined: "" },
+    },
+  };
+}
+
+function field(
+  raw: Record<string, unknown>,
+  key: string,
+  dflt: string,
+  err: (field: string, message: string) => void,
+): string {
+  if (!(key in raw) || raw[key] === null) return dflt;
+  const s = asString(raw[key]);
+  if (s === undefined) {
+    err(key, "must be a string");
+    return dflt;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Applying rules to one sample.
+
+/** Why a sample left the pipeline, if it did. */
+export type RelabelOutcome = "keep" | "drop" | "invalid";
+
+function getLabel(s: Sample, name: string): string {
+  if (name === "__name__") return s.name;
+  const l = s.labels;
+  for (let i = 0; i < l.length; i += 2) if (l[i] === name) return l[i + 1]!;
+  return "";
+}
+
+/**
+ * Sets (or, for an empty value, deletes) a label, like labels.Builder.Set.
+ * Records in `stats.lossy` when an existing value was replaced or removed
+ * (only then can two series become one); adding a new label cannot.
+ */
+function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): void {
+  if (name === "__name__") {
+    if (s.name !== value) {
+      s.touch();
+      s.name = value;
+      stats.lossy = true;
+    }
+    return;
+  }
+  const l = s.labels;
+  for (let i = 0; i < l.length; i += 2) {
+    if (l[i] === name) {
+      if (value === "") {
+        s.touch();
+        s.labels.splice(i, 2);
+        stats.lossy = true;
+      } else if (l[i + 1] !== value) {
+        s.touch();
+        s.labels[i + 1] = value;
+        stats.lossy = true;
+      }
+      return;
+    }
+  }
+  if (value === "") return;
+  s.touch();
+  s.labels.push(name, value);
+}
+
+/** labeldrop (drop = true) / labelkeep over every label including `__name__`, without allocating when nothing changes. */
+function filterLabels(s: Sample, rule: RelabelRule, drop: boolean, stats: RelabelStats): void {
+  if (s.name !== "" && rule.regex.test("__name__") === drop) {
+    s.touch();
+    s.name = "";
+  }
+  const l = s.labels;
+  let w = 0;
+  for (let r = 0; r < l.length; r += 2) {
+    if (rule.regex.test(l[r]!) === drop) continue;
+    if (w !== r) {
+      l[w] = l[r]!;
+      l[w + 1] = l[r + 1]!;
+    }
+    w += 2;
+  }
+  if (w === l.length) return;
+  s.touch();
+  s.labels.length = w;
+  stats.lossy = true;
+}
+
+/** Label names of the sample including `__name__` (a snapshot, like Builder.Range). */
+function labelNames(s: Sample): string[] {
+  const names = s.name === "" ? [] : ["__name__"];
+  const l = s.labels;
+  for (let i = 0; i < l.length; i += 2) names.push(l[i]!);
+  return names;
+}
+
+function sourceValue(s: Sample, rule: RelabelRule): string {
+  const src = rule.sourceLabels;
+  if (src.length === 1) return getLabel(s, src[0]!);
+  if (src.length === 0) return "";
+  // Consecutive samples often carry the very same (interned) values: reuse the
+  // joined string so the regex's one-entry cache hits without re-joining.
+  const parts = rule.scratch.parts;
+  let same = parts.length === src.length;
+  for (let i = 0; i < src.length; i++) {
+    const v = getLabel(s, src[i]!);
+    if (parts[i] !== v) {
+      same = false;
+      parts[i] = v;
+    }
+  }
+  if (same) return rule.scratch.joined;
+  parts.length = src.length;
+  const joined = parts.join(rule.separator);
+  rule.scratch.joined = joined;
+  return joined;
+}
+
+/** md5 of `val`, last 8 bytes as a big-endian uint64, modulo `modulus` (Prometheus's hashmod). */
+export function hashmod(val: string, modulus: bigint): bigint {
+  const sum = createHash("md5").update(val, "utf8").digest();
+  return sum.readBigUInt64BE(8) % modulus;
+}
+
+/** Names already seen valid (renames produce few distinct names). */
+const validNames = new Set<string>();
+function validName(name: string): boolean {
+  if (validNames.has(name)) return true;
+  if (!isValidMetricName(name)) return false;
+  if (validNames.size > 4096) validNames.clear();
+  validNames.add(detach(name));
+  return true;
+}
+
+/** Counters the caller turns into self-metrics. */
+export interface RelabelStats {
+  /** Expanded target/labelmap names that were not valid label names (skipped). */
+  invalidTargets: number;
+  /** Set when a rule replaced or removed a label or the name (duplicates become possible). */
+  lossy: boolean;
+}
+
+/** Applies one rule in place; false when the sample is dropped. */
+function applyRule(s: Sample, rule: RelabelRule, stats: RelabelStats): boolean {
+  switch (rule.action) {
+    case "drop":
+      return !rule.regex.test(sourceValue(s, rule));
+    case "keep":
+      return rule.regex.test(sourceValue(s, rule));
+    case "dropequal":
+      return getLabel(s, rule.targetLabel) !== sourceValue(s, rule);
+    case "keepequal":
+      return getLabel(s, rule.targetLabel) === sourceValue(s, rule);
+    case "replace": {
+      const val = sourceValue(s, rule);
+      if (
+        val === "" &&
+        rule.regexIsDefault &&
+        !rule.targetLabel.includes("$") &&
+        !rule.replacement.includes("$")
+      ) {
+        setLabel(s, rule.targetLabel, rule.replacement, stats);
+        return true;
+      }
+      const m = rule.regex.match(val);
+      if (m === null) return true;
+      const target = expand(rule.targetTemplate, val, m);
+      if (!isValidLabelName(target)) {
+        stats.invalidTargets++;
+        return true;
+      }
+      setLabel(s, target, expand(rule.replacementTemplate, val, m), stats);
+      return true;
+    }
+    case "lowercase":
+      setLabel(s, rule.targetLabel, sourceValue(s, rule).toLowerCase(), stats);
+      return true;
+    case "uppercase":
+      setLabel(s, rule.targetLabel, sourceValue(s, rule).toUpperCase(), stats);
+      return true;
+    case "hashmod":
+      setLabel(s, rule.targetLabel, hashmod(sourceValue(s, rule), rule.modulus).toString(), stats);
+      return true;
+    case "labelmap": {
+      for (const name of labelNames(s)) {
+        const m = rule.regex.match(name);
+        if (m === null) continue;
+        const target = expand(rule.replacementTemplate, name, m);
+        if (!isValidLabelName(target)) {
+          stats.invalidTargets++;
+          continue;
+        }
+        setLabel(s, target, getLabel(s, name), stats);
+      }
+      return true;
+    }
+    case "labeldrop":
+      filterLabels(s, rule, true, stats);
+      return true;
+    case "labelkeep":
+      filterLabels(s, rule, false, stats);
+      return true;
+  }
+}
+
+/**
+ * Applies `rules` in order to the sample, mutating its name and labels.
+ * "drop": a keep/drop/keepequal/dropequal rule removed it; "invalid": the
+ * rules left it without a valid metric name.
+ */
+export function relabel(
+  s: Sample,
+  rules: readonly RelabelRule[],
+  stats: RelabelStats,
+): RelabelOutcome {
+  const original = s.name;
+  for (const rule of rules) {
+    if (!applyRule(s, rule, stats)) return "drop";
+  }
+  if (s.name !== original && !validName(s.name)) return "invalid";
+  return "keep";
+}

@@ -1,0 +1,207 @@
+// The exporter's HTTP server (node:http):
+//   /metrics  transformed coderd series followed by the exporter's own metrics;
+//   /healthz  the process is alive;
+//   /readyz   a valid configuration is loaded and the server listens (coderd
+//             being down does not make the exporter unready: Prometheus must
+//             still see upstream_up 0);
+//   anything else 404.
+// One upstream scrape per incoming scrape, shared by concurrent scrapers
+// (single flight: an HA Prometheus pair costs coderd one scrape). When the
+// upstream scrape fails for any reason the answer is the self-metrics only,
+// never a partial payload.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { promisify } from "node:util";
+import { constants, gzip } from "node:zlib";
+import type { Logger } from "./log.ts";
+import type { SelfMetrics, UpstreamErrorReason } from "./metrics.ts";
+import { ParseError } from "./model.ts";
+import { TEXT_CONTENT_TYPE } from "./serialize.ts";
+import type { Pipeline } from "./transform.ts";
+import type { Upstream } from "./upstream.ts";
+
+const gzipAsync = promisify(gzip);
+
+export interface ServerDeps {
+  upstream: Upstream;
+  metrics: SelfMetrics;
+  log: Logger;
+  /** The pipeline of the last good configuration, or undefined before one loaded. */
+  pipeline: () => Pipeline | undefined;
+}
+
+interface Flight {
+  body: Buffer;
+  gzipped: Promise<Buffer> | undefined;
+}
+
+/** A /metrics answer computed once per flight. */
+export class Scraper {
+  readonly #deps: ServerDeps;
+  #inflight: Promise<Flight> | undefined;
+  /** Whether the last scrape failed (so a failure is logged once, not per scrape). */
+  #failing = false;
+  /** Number of upstream scrapes started (for tests and the benchmark). */
+  upstreamScrapes = 0;
+
+  constructor(deps: ServerDeps) {
+    this.#deps = deps;
+  }
+
+  /** The payload for one incoming scrape, joining a scrape already under way. */
+  scrape(timeoutMs?: number): Promise<Flight> {
+    if (this.#inflight === undefined) {
+      this.#inflight = this.#run(timeoutMs).finally(() => {
+        this.#inflight = undefined;
+      });
+    }
+    return this.#inflight;
+  }
+
+  async #run(timeoutMs: number | undefined): Promise<Flight> {
+    const { metrics, log } = this.#deps;
+    const pipeline = this.#deps.pipeline();
+    let body: Buffer | undefined;
+    if (pipeline !== undefined) {
+      this.upstreamScrapes++;
+      const end = metrics.scrapeDuration.startTimer();
+      const res = await this.#deps.upstream.scrape(timeoutMs);
+      metrics.upstreamWireBytes.inc(res.wireBytes);
+      let failure: { reason: UpstreamErrorReason; message: string } | undefined;
+      if (res.ok) {
+        metrics.upstreamBytes.set(res.body.length);
+        const endTransform = metrics.transformDuration.startTimer();
+        try {
+          const out = await pipeline.transformAsync(res.body, { format: res.format });
+          metrics.recordTransform(out.stats);
+          body = out.body;
+        } catch (err) {
+          failure =
+            err instanceof ParseError
+              ? { reason: "malformed", message: `malformed payload: ${err.message}` }
+              : { reason: "other", message: `transformation failed: ${String(err)}` };
+        }
+        endTransform();
+      } else {
+        failure = res;
+      }
+      end();
+      if (failure !== undefined) {
+        body = undefined;
+        metrics.upstreamUp.set(0);
+        metrics.upstreamErrors.inc({ reason: failure.reason });
+        if (!this.#failing) {
+          log.warn("upstream scrape failed; serving self-metrics only", {
+            upstream: this.#deps.upstream.url.origin + this.#deps.upstream.url.pathname,
+            reason: failure.reason,
+            error: failure.message,
+          });
+        }
+        this.#failing = true;
+      } else {
+        metrics.upstreamUp.set(1);
+        if (this.#failing) log.info("upstream scrape recovered");
+        this.#failing = false;
+      }
+    } else {
+      metrics.upstreamUp.set(0);
+    }
+    const self = Buffer.from(await metrics.text(), "utf8");
+    return { body: body === undefined ? self : Buffer.concat([body, self]), gzipped: undefined };
+  }
+}
+
+export interface ExporterServer {
+  server: Server;
+  scraper: Scraper;
+  /** Starts listening; resolves to the bound address. */
+  listen(host: string, port: number): Promise<AddressInfo>;
+  /** Stops accepting, finishes in-flight answers, closes idle connections. */
+  close(): Promise<void>;
+  readonly listening: boolean;
+}
+
+export function createExporterServer(deps: ServerDeps): ExporterServer {
+  const scraper = new Scraper(deps);
+  let listening = false;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?")[0];
+    const known = path === "/metrics" || path === "/healthz" || path === "/readyz";
+    const reply = (code: number, body: string | Buffer, headers: Record<string, string> = {}) => {
+      deps.metrics.requests.inc({ path: known ? path! : "other", code: String(code) });
+      res.writeHead(code, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": String(Buffer.byteLength(body)),
+        ...headers,
+      });
+      res.end(req.method === "HEAD" ? undefined : body);
+    };
+    if (!known) return reply(404, "404 page not found\n");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return reply(405, "method not allowed\n", { allow: "GET, HEAD" });
+    }
+    if (path === "/healthz") return reply(200, "ok\n");
+    if (path === "/readyz") {
+      const ready = listening && deps.pipeline() !== undefined;
+      return reply(ready ? 200 : 503, ready ? "ready\n" : "no valid configuration loaded\n");
+    }
+    const timeoutHeader = Number(req.headers["x-prometheus-scrape-timeout-seconds"]);
+    // Leave Prometheus a little time to receive the answer.
+    const timeoutMs =
+      Number.isFinite(timeoutHeader) && timeoutHeader > 0
+        ? Math.max(100, timeoutHeader * 1000 - 250)
+        : undefined;
+    const flight = await scraper.scrape(timeoutMs);
+    if (/\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""))) {
+      flight.gzipped ??= gzipAsync(flight.body, { level: constants.Z_BEST_SPEED });
+      const z = await flight.gzipped;
+      return reply(200, z, {
+        "content-type": TEXT_CONTENT_TYPE,
+        "content-encoding": "gzip",
+        vary: "Accept-Encoding",
+      });
+    }
+    return reply(200, flight.body, { "content-type": TEXT_CONTENT_TYPE, vary: "Accept-Encoding" });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      deps.log.error("request failed", { path: req.url?.split("?")[0], error: String(err) });
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        res.end("internal error\n");
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 120_000;
+
+  return {
+    server,
+    scraper,
+    get listening() {
+      return listening;
+    },
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          listening = true;
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    close() {
+      listening = false;
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,174 @@
+// Scrapes coderd's metrics endpoint: one undici Pool (keep-alive), a deadline
+// for the whole request (connect + headers + body), a cap on the bytes read
+// from the wire and on the bytes after gunzip (a gzip bomb cannot get past
+// it), and content negotiation that prefers the 0.0.4 text format but takes
+// OpenMetrics when that is what comes back. Errors are values with a reason;
+// an upstream error body is never read into memory nor passed on.
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
+import { errors, Pool } from "undici";
+import type { UpstreamErrorReason } from "./metrics.ts";
+import { type ExpositionFormat, formatFromContentType } from "./parse.ts";
+
+const gunzipAsync = promisify(gunzip);
+
+export const ACCEPT =
+  "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
+
+export interface UpstreamOptions {
+  url: string;
+  /** Deadline for a whole scrape, in milliseconds. */
+  timeoutMs: number;
+  /** Maximum payload size, compressed and decompressed. */
+  maxBodyBytes: number;
+}
+
+export type UpstreamResult =
+  | { ok: true; body: Buffer; format: ExpositionFormat; wireBytes: number }
+  | { ok: false; reason: UpstreamErrorReason; message: string; wireBytes: number };
+
+class TooLarge extends Error {}
+
+export class Upstream {
+  readonly url: URL;
+  readonly #pool: Pool;
+  readonly #options: UpstreamOptions;
+
+  constructor(options: UpstreamOptions) {
+    this.#options = options;
+    this.url = new URL(options.url);
+    if (this.url.protocol !== "http:" && this.url.protocol !== "https:") {
+      throw new Error(`upstream URL must be http(s): ${options.url}`);
+    }
+    this.#pool = new Pool(this.url.origin, {
+      connections: 4,
+      connectTimeout: Math.min(options.timeoutMs, 5000),
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** One scrape; `timeoutMs` may shorten the configured deadline (never lengthen it). */
+  async scrape(timeoutMs?: number): Promise<UpstreamResult> {
+    const deadline = Math.min(timeoutMs ?? this.#options.timeoutMs, this.#options.timeoutMs);
+    const max = this.#options.maxBodyBytes;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error("deadline exceeded")), deadline);
+    let wireBytes = 0;
+    try {
+      const res = await this.#pool.request({
+        path: this.url.pathname + this.url.search,
+        method: "GET",
+        headers: {
+          accept: ACCEPT,
+          "accept-encoding": "gzip",
+          "user-agent": "coder-metrics-exporter",
+          "x-prometheus-scrape-timeout-seconds": String(deadline / 1000),
+        },
+        signal: abort.signal,
+        headersTimeout: deadline,
+        bodyTimeout: deadline,
+      });
+      // Destroying the body early (error status, over the limit) must not
+      // surface as an unhandled stream error.
+      res.body.on("error", () => undefined);
+      if (res.statusCode !== 200) {
+        res.body.destroy();
+        return {
+          ok: false,
+          reason: "http_status",
+          message: `upstream answered HTTP ${res.statusCode}`,
+          wireBytes,
+        };
+      }
+      const declared = Number(res.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > max) {
+        res.body.destroy();
+        return tooLarge(max, wireBytes);
+      }
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.body) {
+        const b = chunk as Buffer;
+        wireBytes += b.length;
+        if (wireBytes > max) {
+          res.body.destroy();
+          return tooLarge(max, wireBytes);
+        }
+        chunks.push(b);
+      }
+      let body = Buffer.concat(chunks, wireBytes);
+      const encoding = String(res.headers["content-encoding"] ?? "").toLowerCase();
+      if (encoding === "gzip") {
+        try {
+          body = await gunzipAsync(body, { maxOutputLength: max });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new TooLarge();
+          return { ok: false, reason: "malformed", message: "invalid gzip body", wireBytes };
+        }
+      } else if (encoding !== "" && encoding !== "identity") {
+        return {
+          ok: false,
+          reason: "malformed",
+          message: `unsupported content-encoding ${encoding}`,
+          wireBytes,
+        };
+      }
+      const ct = res.headers["content-type"];
+      return {
+        ok: true,
+        body,
+        format: formatFromContentType(Array.isArray(ct) ? ct[0] : ct),
+        wireBytes,
+      };
+    } catch (err) {
+      if (err instanceof TooLarge) return tooLarge(max, wireBytes);
+      return { ok: false, ...classify(err, abort.signal.aborted, deadline), wireBytes };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close().catch(() => undefined);
+  }
+}
+
+function tooLarge(max: number, wireBytes: number): UpstreamResult {
+  return {
+    ok: false,
+    reason: "too_large",
+    message: `upstream payload exceeds ${max} bytes`,
+    wireBytes,
+  };
+}
+
+function classify(
+  err: unknown,
+  aborted: boolean,
+  deadline: number,
+): { reason: UpstreamErrorReason; message: string } {
+  if (
+    aborted ||
+    err instanceof errors.HeadersTimeoutError ||
+    err instanceof errors.BodyTimeoutError ||
+    err instanceof errors.ConnectTimeoutError
+  ) {
+    return { reason: "timeout", message: `upstream did not answer within ${deadline}ms` };
+  }
+  const code = (err as { code?: string }).code;
+  if (
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "ENOTFOUND" ||
+    code === "EHOSTUNREACH"
+  ) {
+    return { reason: "connect", message: `cannot reach upstream (${code})` };
+  }
+  if (err instanceof errors.SocketError)
+    return { reason: "connect", message: "upstream closed the connection" };
+  return {
+    reason: "other",
+    message: `upstream request failed: ${(err as Error).message ?? String(err)}`,
+  };
+}

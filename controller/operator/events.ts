@@ -1,0 +1,60 @@
+// Kubernetes Events (events.k8s.io/v1) on the objects we touch, so
+// `kubectl describe codermetrics` and `kubectl get events` tell the story.
+import { randomBytes } from "node:crypto";
+import type { Kube } from "./kube.ts";
+import type { Logger } from "./log.ts";
+
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid?: string | undefined;
+}
+
+export interface EventRecorder {
+  normal(target: EventTarget, reason: string, note: string): void;
+  warning(target: EventTarget, reason: string, note: string): void;
+}
+
+/** Go's metav1.MicroTime format. */
+function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+export function createEventRecorder(kube: Kube, log: Logger, instance: string): EventRecorder {
+  const emit = (type: "Normal" | "Warning", target: EventTarget, reason: string, note: string) => {
+    const event = {
+      apiVersion: "events.k8s.io/v1",
+      kind: "Event",
+      metadata: {
+        name: `${target.name}.${randomBytes(8).toString("hex")}`,
+        namespace: target.namespace,
+      },
+      eventTime: microTime(new Date()),
+      reportingController: "coder-metrics.io/controller",
+      reportingInstance: instance,
+      action: reason,
+      reason,
+      note: note.slice(0, 1024),
+      type,
+      regarding: {
+        apiVersion: target.apiVersion,
+        kind: target.kind,
+        name: target.name,
+        namespace: target.namespace,
+        ...(target.uid ? { uid: target.uid } : {}),
+      },
+    };
+    // Events are best effort: a failure is logged, never fails a reconcile.
+    kube
+      .call("create", "Event", `Event for ${target.kind} ${target.namespace}/${target.name}`, () =>
+        kube.createObject(event),
+      )
+      .catch((err: unknown) => log.warn("could not record event", { reason, error: String(err) }));
+  };
+  return {
+    normal: (t, r, n) => emit("Normal", t, r, n),
+    warning: (t, r, n) => emit("Warning", t, r, n),
+  };
+}

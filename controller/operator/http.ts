@@ -1,0 +1,51 @@
+// The controller's own endpoint: /metrics (Prometheus), /healthz (the
+// process is alive), /readyz (caches synced, or standing by for the lease).
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+
+export interface ProbeServerOptions {
+  address: string;
+  registry: Registry;
+  ready: () => boolean;
+}
+
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(":");
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`invalid listen address "${address}": want host:port, e.g. 0.0.0.0:8080`);
+  }
+  const host = address.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+export async function startProbeServer(options: ProbeServerOptions): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405).end();
+      return;
+    }
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else if (path === "/readyz") {
+      const ready = options.ready();
+      res
+        .writeHead(ready ? 200 : 503, { "content-type": "text/plain" })
+        .end(ready ? "ok\n" : "not ready\n");
+    } else if (path === "/metrics") {
+      options.registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": options.registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  const { host, port } = parseListenAddress(options.address);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

@@ -1,0 +1,655 @@
+// One reconcile of one CoderMetrics: read the cached state, compute the
+// desired objects with the pure functions in desired/, apply only what
+// differs, and report what happened in status. Level-triggered: the key is
+// all it gets; whatever event enqueued it does not matter.
+import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import { resolveSpec } from "../api/defaults.ts";
+import {
+  apiVersion,
+  type CoderMetrics,
+  type CoderMetricsSpec,
+  type CoderMetricsStatus,
+  group,
+  kind,
+  plural,
+  version,
+} from "../api/v1alpha1.ts";
+import type { CoderAddress } from "../desired/coder-address.ts";
+import { planCoderd, releaseCoderd } from "../desired/coderd.ts";
+import { isUpToDate, stampDigest } from "../desired/digest.ts";
+import { desiredExporterConfigMap, planExporterConfig } from "../desired/exporter-config.ts";
+import {
+  desiredMonitor,
+  type MonitorKind,
+  type MonitorObject,
+  monitoringApiVersion,
+} from "../desired/monitor.ts";
+import {
+  exporterConfigMapName,
+  fieldManager,
+  finalizer,
+  instanceAnnotation,
+  instanceKey,
+  instanceLabel,
+} from "../desired/names.ts";
+import { kubernetesScrapeJob, scrapeConfigYaml } from "../desired/scrape-config.ts";
+import { commonPodSelector, desiredService } from "../desired/service.ts";
+import { matchesSelector } from "../discovery/label-selector.ts";
+import { evaluateSelection, type PrometheusLike } from "../discovery/prometheus-selection.ts";
+import type { EventRecorder, EventTarget } from "./events.ts";
+import type { Kube } from "./kube.ts";
+import type { Logger } from "./log.ts";
+import { ownedEnvNames } from "./managed-fields.ts";
+import { type ConditionInput, mergeConditions, readyCondition, statusEqual } from "./status.ts";
+
+/** What the reconciler reads: informer caches, so a no-op reconcile makes no requests. */
+export interface ClusterState {
+  coderMetrics(namespace: string, name: string): CoderMetrics | undefined;
+  deployments(namespace: string): readonly V1Deployment[];
+  /** Services carrying our managed-by label. */
+  ownedService(namespace: string, name: string): V1Service | undefined;
+  ownedConfigMap(namespace: string, name: string): V1ConfigMap | undefined;
+  /** Is the monitoring.coreos.com kind served? (cached discovery) */
+  monitoringServes(kind: MonitorKind): Promise<boolean>;
+  /** Our monitor of that kind, if its informer runs; otherwise undefined and the reconciler reads it. */
+  ownedMonitor(
+    kind: MonitorKind,
+    namespace: string,
+    name: string,
+  ): MonitorObject | undefined | "unknown";
+  /** Every Prometheus/PrometheusAgent, or why they cannot be known (CRDs not served, namespaced mode). */
+  prometheuses(): Promise<PrometheusLike[] | { unknown: string; reason: string }>;
+  namespaceLabels(namespace: string): Promise<Record<string, string>>;
+}
+
+export interface ReconcileContext {
+  kube: Kube;
+  state: ClusterState;
+  events: EventRecorder;
+  log: Logger;
+  exporterImage: string;
+  now?: () => Date;
+  /** How soon to look again while waiting for a Deployment or the monitoring CRDs. */
+  recheckMs?: number;
+}
+
+export interface ReconcileResult {
+  /** Re-run after this long even without events (e.g. waiting for a Deployment to appear). */
+  requeueAfterMs?: number;
+  writes: number;
+}
+
+const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
+
+function crTarget(cr: CoderMetrics): EventTarget {
+  return {
+    apiVersion,
+    kind,
+    name: cr.metadata.name,
+    namespace: cr.metadata.namespace,
+    uid: cr.metadata.uid,
+  };
+}
+
+function deploymentTarget(d: V1Deployment): EventTarget {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    name: d.metadata?.name ?? "",
+    namespace: d.metadata?.namespace ?? "",
+    uid: d.metadata?.uid,
+  };
+}
+
+function claimOf(d: V1Deployment): string | undefined {
+  return d.metadata?.annotations?.[instanceAnnotation];
+}
+
+export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const [namespace, name] = key.split("/") as [string, string];
+  const cr = ctx.state.coderMetrics(namespace, name);
+  if (cr === undefined) return { writes: 0 };
+  const run = new Reconcile(cr, ctx);
+  if (cr.metadata.deletionTimestamp) {
+    await run.finalize();
+    return { writes: run.writes };
+  }
+  return run.converge();
+}
+
+class Reconcile {
+  writes = 0;
+  private readonly cr: CoderMetrics;
+  private readonly ctx: ReconcileContext;
+  private readonly key: string;
+  private readonly namespace: string;
+
+  constructor(cr: CoderMetrics, ctx: ReconcileContext) {
+    this.cr = cr;
+    this.ctx = ctx;
+    this.key = instanceKey(cr);
+    this.namespace = cr.metadata.namespace;
+  }
+
+  private async apply<T extends { kind?: string; metadata?: { name?: string } }>(
+    desired: T,
+    reason: string,
+    target: EventTarget,
+  ) {
+    await this.ctx.kube.apply(desired as never);
+    this.writes++;
+    this.ctx.events.normal(
+      target,
+      reason,
+      `${desired.kind} ${this.namespace}/${desired.metadata?.name} applied`,
+    );
+  }
+
+  private ref(apiVersionOf: string, kindOf: string, nameOf: string) {
+    return {
+      apiVersion: apiVersionOf,
+      kind: kindOf,
+      metadata: { name: nameOf, namespace: this.namespace },
+    };
+  }
+
+  async converge(): Promise<ReconcileResult> {
+    const { cr, ctx } = this;
+    await this.ensureFinalizer();
+    const spec = resolveSpec(cr.spec);
+    const parts: ConditionInput[] = [];
+
+    // 1. Coder Deployments: env + sidecar.
+    const coder = await this.configureDeployments(spec);
+    parts.push(coder.condition);
+
+    // 2. Exporter config (before the Service: pods need the ConfigMap to start).
+    parts.push(await this.configureExporter(spec));
+
+    // 3. Service, 4. monitor.
+    const serviceCondition = await this.configureService(
+      spec,
+      coder.coderAddress,
+      coder.podSelector,
+    );
+    parts.push(serviceCondition);
+    const monitor = await this.configureMonitor(
+      spec,
+      coder.coderAddress,
+      coder.podSelector,
+      serviceCondition.status === "True",
+    );
+    parts.push(monitor.condition);
+    parts.push(await this.discovered(monitor.applied));
+
+    const required = ["CoderConfigured", "ServiceReady"] as ConditionInput["type"][];
+    if (spec.exporter.enabled) required.push("ExporterReady");
+    if (
+      spec.monitor.mode === "ServiceMonitor" ||
+      spec.monitor.mode === "PodMonitor" ||
+      monitor.applied
+    ) {
+      required.push("ServiceMonitorReady");
+    }
+    const all = [readyCondition(parts, required), ...parts];
+    await this.writeStatus(all, {
+      deployments: coder.deployments,
+      service: serviceCondition.status === "True" ? spec.service.name : undefined,
+      monitor: monitor.applied,
+      scrapeConfig: scrapeConfigYaml(kubernetesScrapeJob({ cr, spec })),
+    });
+    // Nothing to select yet, or no monitoring CRDs yet: look again later (no event tells us
+    // a CRD was installed without watching CRDs, which would need cluster-wide RBAC).
+    const waiting =
+      coder.deployments.length === 0 || monitor.condition.reason === "MonitoringCRDNotInstalled";
+    return waiting
+      ? { requeueAfterMs: ctx.recheckMs ?? 60_000, writes: this.writes }
+      : { writes: this.writes };
+  }
+
+  private async ensureFinalizer(): Promise<void> {
+    const finalizers = this.cr.metadata.finalizers ?? [];
+    if (finalizers.includes(finalizer)) return;
+    await this.ctx.kube.mergePatch(this.ref(apiVersion, kind, this.cr.metadata.name), {
+      metadata: {
+        resourceVersion: this.cr.metadata.resourceVersion,
+        finalizers: [...finalizers, finalizer],
+      },
+    });
+    this.writes++;
+  }
+
+  private async configureDeployments(spec: CoderMetricsSpec): Promise<{
+    condition: ConditionInput;
+    deployments: NonNullable<CoderMetricsStatus["deployments"]>;
+    coderAddress: CoderAddress | undefined;
+    podSelector: Record<string, string>;
+  }> {
+    const { ctx } = this;
+    const all = ctx.state.deployments(this.namespace);
+    const selected = all.filter((d) => matchesSelector(spec.selector, d.metadata?.labels));
+    const statuses: NonNullable<CoderMetricsStatus["deployments"]> = [];
+    const problems: string[] = [];
+    const configured: V1Deployment[] = [];
+    let coderAddress: CoderAddress | undefined;
+
+    for (const deployment of selected) {
+      const dName = deployment.metadata?.name ?? "";
+      const claim = claimOf(deployment);
+      if (claim !== undefined && claim !== this.key && this.claimantExists(claim)) {
+        const message = `already configured by CoderMetrics ${claim}`;
+        statuses.push({ name: dName, coderAddress: "", configured: false, message });
+        problems.push(`Deployment ${dName}: ${message}`);
+        continue;
+      }
+      const plan = planCoderd({
+        cr: this.cr,
+        spec,
+        deployment,
+        ownedEnv: ownedEnvNames(deployment, spec.coderContainer, fieldManager),
+        exporterImage: ctx.exporterImage,
+        exporterConfigMap: exporterConfigMapName(this.cr),
+      });
+      if (!plan.ok) {
+        statuses.push({ name: dName, coderAddress: "", configured: false, message: plan.message });
+        problems.push(`Deployment ${dName}: ${plan.message}`);
+        continue;
+      }
+      const desired = stampDigest(plan.apply);
+      if (!isUpToDate(desired, deployment)) {
+        await this.apply(desired, "CoderConfigured", deploymentTarget(deployment));
+      }
+      const address = `${plan.coderAddress.host}:${plan.coderAddress.port}`;
+      if (coderAddress === undefined) coderAddress = plan.coderAddress;
+      else if (coderAddress.port !== plan.coderAddress.port) {
+        problems.push(
+          `Deployment ${dName} serves metrics on port ${plan.coderAddress.port}, others on ${coderAddress.port}`,
+        );
+      }
+      statuses.push({
+        name: dName,
+        coderAddress: address,
+        configured: true,
+        ...(plan.respected.length
+          ? { message: `kept the user's ${plan.respected.join(", ")}` }
+          : {}),
+      });
+      configured.push(deployment);
+    }
+
+    // Deployments we configured earlier that this CR no longer selects: give them back.
+    for (const deployment of all) {
+      if (claimOf(deployment) === this.key && !selected.includes(deployment)) {
+        await this.apply(releaseCoderd(deployment), "CoderReleased", deploymentTarget(deployment));
+      }
+    }
+
+    const podSelector = commonPodSelector(configured.map((d) => d.spec?.selector?.matchLabels));
+    if (configured.length > 0 && Object.keys(podSelector).length === 0) {
+      problems.push(
+        "the selected Deployments share no pod selector label, so no Service can select them all",
+      );
+    }
+    let condition: ConditionInput;
+    if (selected.length === 0) {
+      condition = {
+        type: "CoderConfigured",
+        status: "False",
+        reason: "NoDeploymentMatched",
+        message: `no Deployment in namespace ${this.namespace} matches spec.selector`,
+      };
+    } else if (problems.length > 0) {
+      condition = {
+        type: "CoderConfigured",
+        status: "False",
+        reason: configured.length > 0 ? "PartiallyConfigured" : "NotConfigured",
+        message: problems.join("; "),
+      };
+    } else {
+      condition = {
+        type: "CoderConfigured",
+        status: "True",
+        reason: "Configured",
+        message: `Prometheus enabled on ${configured.map((d) => d.metadata?.name).join(", ")}`,
+      };
+    }
+    return {
+      condition,
+      deployments: statuses,
+      coderAddress: configured.length ? coderAddress : undefined,
+      podSelector,
+    };
+  }
+
+  private claimantExists(claim: string): boolean {
+    const [ns, n] = claim.split("/") as [string, string];
+    return this.ctx.state.coderMetrics(ns, n) !== undefined;
+  }
+
+  private async configureExporter(spec: CoderMetricsSpec): Promise<ConditionInput> {
+    const cmName = exporterConfigMapName(this.cr);
+    const live = this.ctx.state.ownedConfigMap(this.namespace, cmName);
+    if (!spec.exporter.enabled) {
+      if (live !== undefined) {
+        await this.ctx.kube.delete(this.ref("v1", "ConfigMap", cmName));
+        this.writes++;
+      }
+      return {
+        type: "ExporterReady",
+        status: "False",
+        reason: "Disabled",
+        message: "spec.exporter.enabled is false",
+      };
+    }
+    const plan = planExporterConfig(spec.exporter.config);
+    if (!plan.ok) {
+      // Keep the last good config; a pod that has none yet gets the identity config so it can start.
+      if (live === undefined) {
+        await this.apply(
+          stampDigest(desiredExporterConfigMap(this.cr, "{}\n")),
+          "ExporterConfigApplied",
+          crTarget(this.cr),
+        );
+      }
+      if (this.conditionChanged("ExporterReady", "InvalidConfig")) {
+        this.ctx.events.warning(crTarget(this.cr), "InvalidExporterConfig", plan.message);
+      }
+      return {
+        type: "ExporterReady",
+        status: "False",
+        reason: "InvalidConfig",
+        message: `${plan.message} (the exporter keeps its last good config)`,
+      };
+    }
+    const desired = stampDigest(desiredExporterConfigMap(this.cr, plan.text));
+    if (!isUpToDate(desired, live)) {
+      await this.apply(desired, "ExporterConfigApplied", crTarget(this.cr));
+    }
+    return {
+      type: "ExporterReady",
+      status: "True",
+      reason: "ConfigApplied",
+      message: `exporter config in ConfigMap ${cmName}; the exporter reloads it without a restart`,
+    };
+  }
+
+  private async configureService(
+    spec: CoderMetricsSpec,
+    coderAddress: CoderAddress | undefined,
+    podSelector: Record<string, string>,
+  ): Promise<ConditionInput> {
+    const type = "ServiceReady";
+    if (coderAddress === undefined || Object.keys(podSelector).length === 0) {
+      return {
+        type,
+        status: "False",
+        reason: "WaitingForCoder",
+        message: "no configured Coder Deployment to select yet",
+      };
+    }
+    const name = spec.service.name;
+    let live: V1Service | undefined = this.ctx.state.ownedService(this.namespace, name);
+    if (live === undefined) {
+      // Not ours (or not there): never take over somebody else's Service.
+      live = await this.ctx.kube.get<V1Service>(this.ref("v1", "Service", name));
+      if (live !== undefined && live.metadata?.labels?.[instanceLabel] !== this.cr.metadata.name) {
+        return {
+          type,
+          status: "False",
+          reason: "ServiceNameTaken",
+          message: `Service ${name} exists and is not managed by this CoderMetrics; delete it or set spec.service.name`,
+        };
+      }
+    }
+    const desired = stampDigest(
+      desiredService({ cr: this.cr, spec, podSelector, coderPort: coderAddress.port }),
+    );
+    if (!isUpToDate(desired, live)) {
+      // Service ports merge by port number, not name: an edited port number would
+      // sit beside ours under the same name, which the API server refuses. Put the
+      // port list back first, then apply.
+      const wanted = desired.spec?.ports ?? [];
+      const clash = (live?.spec?.ports ?? []).some((p) =>
+        wanted.some((w) => w.name === p.name && w.port !== p.port),
+      );
+      if (clash) {
+        await this.ctx.kube.mergePatch(this.ref("v1", "Service", name), {
+          spec: { ports: wanted },
+        });
+        this.writes++;
+      }
+      await this.apply(desired, "ServiceApplied", crTarget(this.cr));
+    }
+    return {
+      type,
+      status: "True",
+      reason: "Applied",
+      message: `headless Service ${name} exposes prom-http:${coderAddress.port}${spec.exporter.enabled ? ` and exporter-http:${spec.exporter.port}` : ""}`,
+    };
+  }
+
+  private async liveMonitor(
+    monitorKind: MonitorKind,
+    name: string,
+  ): Promise<MonitorObject | undefined> {
+    const cached = this.ctx.state.ownedMonitor(monitorKind, this.namespace, name);
+    if (cached !== "unknown") return cached;
+    return this.ctx.kube.get<MonitorObject & { apiVersion: string }>(
+      this.ref(monitoringApiVersion, monitorKind, name),
+    );
+  }
+
+  private async removeMonitor(monitorKind: MonitorKind, name: string): Promise<void> {
+    if (!(await this.ctx.state.monitoringServes(monitorKind))) return;
+    const live = await this.liveMonitor(monitorKind, name);
+    if (live !== undefined && live.metadata.labels?.[instanceLabel] === this.cr.metadata.name) {
+      await this.ctx.kube.delete(this.ref(monitoringApiVersion, monitorKind, name));
+      this.writes++;
+    }
+  }
+
+  private async configureMonitor(
+    spec: CoderMetricsSpec,
+    coderAddress: CoderAddress | undefined,
+    podSelector: Record<string, string>,
+    serviceReady: boolean,
+  ): Promise<{
+    condition: ConditionInput;
+    applied: { kind: MonitorKind; name: string } | undefined;
+  }> {
+    const type = "ServiceMonitorReady";
+    const name = spec.service.name;
+    const mode = spec.monitor.mode;
+    let wanted: MonitorKind | undefined;
+    if (mode === "Auto") {
+      wanted = (await this.ctx.state.monitoringServes("ServiceMonitor"))
+        ? "ServiceMonitor"
+        : undefined;
+    } else if (mode !== "Disabled") {
+      wanted = mode;
+    }
+    for (const other of monitorKinds) if (other !== wanted) await this.removeMonitor(other, name);
+
+    if (mode === "Disabled") {
+      return {
+        condition: {
+          type,
+          status: "False",
+          reason: "Disabled",
+          message: "spec.monitor.mode is Disabled",
+        },
+        applied: undefined,
+      };
+    }
+    if (wanted === undefined || !(await this.ctx.state.monitoringServes(wanted))) {
+      const what = wanted ?? "ServiceMonitor";
+      return {
+        condition: {
+          type,
+          status: "False",
+          reason: "MonitoringCRDNotInstalled",
+          message: `${monitoringApiVersion} ${what} is not served (Prometheus Operator not installed); scrape the ${name} Service with a plain Prometheus job instead`,
+        },
+        applied: undefined,
+      };
+    }
+    if (coderAddress === undefined || !serviceReady) {
+      return {
+        condition: {
+          type,
+          status: "False",
+          reason: "WaitingForService",
+          message: "waiting for the Service",
+        },
+        applied: undefined,
+      };
+    }
+    const desired = stampDigest(
+      desiredMonitor({
+        cr: this.cr,
+        spec,
+        kind: wanted,
+        podSelector,
+        coderPort: coderAddress.port,
+      }),
+    );
+    const live = await this.liveMonitor(wanted, name);
+    if (live !== undefined && live.metadata.labels?.[instanceLabel] !== this.cr.metadata.name) {
+      return {
+        condition: {
+          type,
+          status: "False",
+          reason: "MonitorNameTaken",
+          message: `${wanted} ${name} exists and is not managed by this CoderMetrics`,
+        },
+        applied: undefined,
+      };
+    }
+    if (!isUpToDate(desired, live))
+      await this.apply(desired, `${wanted}Applied`, crTarget(this.cr));
+    return {
+      condition: {
+        type,
+        status: "True",
+        reason: "Applied",
+        message: `${wanted} ${name} scrapes port ${spec.monitor.target === "Exporter" ? "exporter-http" : "prom-http"}`,
+      },
+      applied: { kind: wanted, name },
+    };
+  }
+
+  private async discovered(
+    applied: { kind: MonitorKind; name: string } | undefined,
+  ): Promise<ConditionInput> {
+    const type = "Discovered";
+    if (applied === undefined) {
+      return {
+        type,
+        status: "Unknown",
+        reason: "NoMonitor",
+        message: "no ServiceMonitor or PodMonitor to be discovered",
+      };
+    }
+    const prometheuses = await this.ctx.state.prometheuses();
+    if (!Array.isArray(prometheuses)) {
+      return {
+        type,
+        status: "Unknown",
+        reason: prometheuses.reason,
+        message: prometheuses.unknown,
+      };
+    }
+    const desiredLabels = desiredMonitorLabels(this.ctx.state, this.cr, applied);
+    const selection = evaluateSelection(prometheuses, {
+      kind: applied.kind,
+      namespace: this.namespace,
+      labels: desiredLabels,
+      namespaceLabels: await this.ctx.state.namespaceLabels(this.namespace),
+    });
+    return {
+      type,
+      status: selection.discovered ? "True" : "False",
+      reason: selection.reason,
+      message: selection.message,
+    };
+  }
+
+  private conditionChanged(type: string, reason: string): boolean {
+    const before = this.cr.status?.conditions?.find((c) => c.type === type);
+    return before?.reason !== reason;
+  }
+
+  private async writeStatus(
+    conditions: ConditionInput[],
+    parts: {
+      deployments: NonNullable<CoderMetricsStatus["deployments"]>;
+      service: string | undefined;
+      monitor: { kind: MonitorKind; name: string } | undefined;
+      scrapeConfig: string;
+    },
+  ): Promise<void> {
+    const now = (this.ctx.now ?? (() => new Date()))();
+    const generation = this.cr.metadata.generation ?? 0;
+    const status: CoderMetricsStatus = {
+      observedGeneration: generation,
+      conditions: mergeConditions(this.cr.status?.conditions, conditions, generation, now),
+      deployments: parts.deployments,
+      ...(parts.service ? { service: parts.service } : {}),
+      ...(parts.monitor ? { monitor: parts.monitor } : {}),
+      scrapeConfig: parts.scrapeConfig,
+    };
+    if (statusEqual(this.cr.status, status)) return;
+    const ready = conditions.find((c) => c.type === "Ready");
+    const wasReady = this.cr.status?.conditions?.find((c) => c.type === "Ready");
+    if (ready && (ready.status !== wasReady?.status || ready.reason !== wasReady?.reason)) {
+      if (ready.status === "True")
+        this.ctx.events.normal(crTarget(this.cr), "Ready", ready.message);
+      else this.ctx.events.warning(crTarget(this.cr), ready.reason, ready.message);
+    }
+    await this.ctx.kube.applyStatus(
+      { group, version, plural, kind, namespace: this.namespace, name: this.cr.metadata.name },
+      status,
+    );
+    this.writes++;
+  }
+
+  /** The CR is being deleted: give every Deployment back, remove what we own, drop the finalizer. */
+  async finalize(): Promise<void> {
+    const { ctx, cr } = this;
+    if (!(cr.metadata.finalizers ?? []).includes(finalizer)) return;
+    for (const deployment of ctx.state.deployments(this.namespace)) {
+      if (claimOf(deployment) === this.key) {
+        await this.apply(releaseCoderd(deployment), "CoderReleased", deploymentTarget(deployment));
+      }
+    }
+    const spec = resolveSpec(cr.spec);
+    const service = ctx.state.ownedService(this.namespace, spec.service.name);
+    if (service?.metadata?.labels?.[instanceLabel] === cr.metadata.name) {
+      await ctx.kube.delete(this.ref("v1", "Service", spec.service.name));
+    }
+    if (ctx.state.ownedConfigMap(this.namespace, exporterConfigMapName(cr)) !== undefined) {
+      await ctx.kube.delete(this.ref("v1", "ConfigMap", exporterConfigMapName(cr)));
+    }
+    for (const monitorKind of monitorKinds)
+      await this.removeMonitor(monitorKind, spec.service.name);
+    await ctx.kube.mergePatch(this.ref(apiVersion, kind, cr.metadata.name), {
+      metadata: {
+        resourceVersion: cr.metadata.resourceVersion,
+        finalizers: (cr.metadata.finalizers ?? []).filter((f) => f !== finalizer),
+      },
+    });
+    this.writes++;
+    ctx.log.info("released Coder and removed owned objects", { coderMetrics: this.key });
+  }
+}
+
+/** The labels our monitor carries (what a Prometheus selector sees). */
+function desiredMonitorLabels(
+  _state: ClusterState,
+  cr: CoderMetrics,
+  _applied: { kind: MonitorKind; name: string },
+): Record<string, string> {
+  const spec = resolveSpec(cr.spec);
+  return desiredMonitor({ cr, spec, kind: _applied.kind, podSelector: {}, coderPort: 0 }).metadata
+    .labels;
+}

@@ -1,0 +1,336 @@
+// Exporter benchmark (`make bench`): for 100, 1,000 and 5,000 workspaces of
+// the catalogue fixture, prints payload size and series, parse-only and
+// end-to-end (parse + 10 relabel rules + aggregate + PII + serialize)
+// throughput, p50/p99 latency of a scrape through the running exporter
+// against the coderd stand-in on loopback, and peak RSS. Figures only, no
+// assertions. Run with --expose-gc for steadier numbers.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateFixture } from "../../controller/coder/fixture.ts";
+import { parseExporterConfig } from "../../controller/exporter/config.ts";
+import { countSamples } from "../../controller/exporter/model.ts";
+import { parse } from "../../controller/exporter/parse.ts";
+import { Pipeline } from "../../controller/exporter/transform.ts";
+
+/** Ten rules of the kind a platform team writes for Coder. */
+export const BENCH_CONFIG = `
+metric_relabel_configs:
+  - {source_labels: [__name__], regex: "go_.*", action: drop}
+  - {source_labels: [__name__], regex: "promhttp_.*", action: drop}
+  - {source_labels: [__name__], regex: "(coderd|coder|agent|process)_.*", action: keep}
+  - {source_labels: [__name__, path], regex: "coderd_api_.*;/api/v2/buildinfo", action: drop}
+  - {regex: tailnet_node|template_version, action: labeldrop}
+  - {source_labels: [agent_name], regex: main, target_label: agent_name, replacement: ""}
+  - {source_labels: [status], target_label: status, action: lowercase}
+  - {target_label: cluster, replacement: prod-eu}
+  - source_labels: [__name__]
+    regex: "coderd_agentstats_(.*)"
+    target_label: __name__
+    replacement: "coder_agentstats_$1"
+  - {source_labels: [workspace_owner], regex: "(.+)", target_label: username, replacement: "$1"}
+aggregate:
+  - metrics: ["coder_agentstats_*"]
+    without: [username, workspace_name, agent_name]
+presets: [drop_deprecated, per_template]
+pii:
+  hash_labels: [username, workspace_owner]
+`;
+
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+let peakRss = 0;
+function sampleRss(): void {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+/**
+ * Median wall milliseconds of `fn` over `runs` runs (after one warm-up), and
+ * the median CPU milliseconds of this process (which includes V8's parallel
+ * GC helpers, but is steadier than wall time on a shared, busy machine).
+ */
+function time(runs: number, fn: () => void): { wall: number; cpu: number } {
+  fn();
+  sampleRss();
+  const ts: number[] = [];
+  const cs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    gc();
+    const c = process.cpuUsage();
+    const t = performance.now();
+    fn();
+    ts.push(performance.now() - t);
+    const d = process.cpuUsage(c);
+    cs.push((d.user + d.system) / 1000);
+    sampleRss();
+  }
+  return { wall: median(ts), cpu: median(cs) };
+}
+
+interface Row {
+  workspaces: number;
+  bytes: number;
+  seriesIn: number;
+  seriesOut: number;
+  parseMs: number;
+  e2eMs: number;
+  e2eCpuMs: number;
+  p50: number;
+  p99: number;
+  /** Peak RSS of this (benchmark) process. */
+  benchRssMb: number;
+  /** Peak RSS (VmHWM) of the exporter process. */
+  rssMb: number;
+  /** Same with NODE_OPTIONS=--max-semi-space-size=16. */
+  smallRssMb: number | undefined;
+  smallP50: number | undefined;
+}
+
+const ROOT = join(import.meta.dirname, "../..");
+
+/**
+ * The exporter as shipped (dist/, compiled) when that build is newer than the
+ * exporter's sources; otherwise the TypeScript sources (type stripping costs
+ * ~30 MB of RSS on its own, so RSS figures are then pessimistic).
+ */
+async function exporterEntry(): Promise<{ script: string; label: string }> {
+  const dist = join(ROOT, "dist/controller/cli.js");
+  try {
+    const built = (await stat(dist)).mtimeMs;
+    const dir = join(ROOT, "controller/exporter");
+    const sources = await readdir(dir);
+    let newest = 0;
+    for (const f of sources) newest = Math.max(newest, (await stat(join(dir, f))).mtimeMs);
+    if (built >= newest) return { script: "dist/controller/cli.js", label: "dist (compiled)" };
+  } catch {
+    // no build
+  }
+  return {
+    script: "controller/cli.ts",
+    label: "sources (run `npm run build` first for production figures)",
+  };
+}
+
+/** Spawns a node script and resolves with the child and the first JSON stderr line matching `msg`. */
+function spawnJson(
+  args: string[],
+  msg: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(
+      () => reject(new Error(`timeout waiting for "${msg}": ${buf}`)),
+      60_000,
+    );
+    child.stderr!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (;;) {
+        const nl = buf.indexOf("\n");
+        if (nl < 0) break;
+        const text = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          const line = JSON.parse(text) as Record<string, unknown>;
+          if (line.msg === msg) {
+            clearTimeout(timer);
+            resolve({ child, line });
+          }
+        } catch {
+          // not a JSON line
+        }
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}: ${buf}`)));
+  });
+}
+
+/** Peak resident set (VmHWM) of a process, in MB (Linux). */
+async function peakRssMb(pid: number): Promise<number> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Scrapes through the real exporter process (`coder-metrics exporter`) in front
+ * of the stand-in process, both on loopback; returns latencies and the
+ * exporter's peak RSS.
+ */
+async function scrapeThroughExporter(
+  workspaces: number,
+  requests: number,
+  nodeOptions: string,
+): Promise<{ latencies: number[]; rssMb: number }> {
+  const dir = await mkdtemp(join(tmpdir(), "exporter-bench-"));
+  const config = join(dir, "exporter.yaml");
+  await writeFile(config, BENCH_CONFIG);
+  const standin = await spawnJson(
+    [
+      "test/support/coder-standin.ts",
+      "--address",
+      "127.0.0.1:0",
+      "--workspaces",
+      String(workspaces),
+    ],
+    "coder stand-in listening",
+  );
+  let exporter: ChildProcess | undefined;
+  try {
+    const started = await spawnJson(
+      [
+        (await exporterEntry()).script,
+        "exporter",
+        "--upstream",
+        String(standin.line.url),
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config,
+        "--scrape-timeout",
+        "60s",
+        "--max-body-bytes",
+        "256MiB",
+      ],
+      "listening",
+      { CODER_METRICS_EXPORTER_HASH_KEY: "bench-key", NODE_OPTIONS: nodeOptions },
+    );
+    exporter = started.child;
+    const url = `http://${String(started.line.address)}/metrics`;
+    const latencies: number[] = [];
+    for (let i = 0; i < requests; i++) {
+      const t = performance.now();
+      const res = await fetch(url, { headers: { "accept-encoding": "gzip" } });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - t);
+    }
+    return { latencies, rssMb: await peakRssMb(exporter.pid!) };
+  } finally {
+    exporter?.removeAllListeners("exit");
+    exporter?.kill("SIGTERM");
+    standin.child.removeAllListeners("exit");
+    standin.child.kill("SIGTERM");
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function bench(workspaces: number): Promise<Row> {
+  process.env.CODER_METRICS_EXPORTER_HASH_KEY ??= "bench-key";
+  const text = generateFixture({ workspaces });
+  const body = Buffer.from(text);
+  const cfg = parseExporterConfig(BENCH_CONFIG);
+  if (!cfg.ok) throw new Error(JSON.stringify(cfg.errors));
+  const pipeline = new Pipeline(cfg.config, Buffer.from("bench-key"));
+  const seriesIn = countSamples(parse(body));
+  const runs = workspaces >= 5000 ? 5 : workspaces >= 1000 ? 10 : 30;
+
+  const parseMs = time(runs, () => {
+    parse(body);
+  }).wall;
+  let seriesOut = 0;
+  const e2e = time(runs, () => {
+    const out = pipeline.transform(body);
+    seriesOut = out.stats.seriesOut;
+  });
+  gc();
+  const requests = workspaces >= 5000 ? 12 : 30;
+  const scraped = await scrapeThroughExporter(workspaces, requests, "");
+  const lat = scraped.latencies;
+  const small =
+    workspaces >= 5000
+      ? await scrapeThroughExporter(workspaces, requests, "--max-semi-space-size=16")
+      : undefined;
+  return {
+    workspaces,
+    bytes: body.length,
+    seriesIn,
+    seriesOut,
+    parseMs,
+    e2eMs: e2e.wall,
+    e2eCpuMs: e2e.cpu,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    benchRssMb: peakRss / 1024 / 1024,
+    rssMb: scraped.rssMb,
+    smallRssMb: small?.rssMb,
+    smallP50: small ? percentile(small.latencies, 50) : undefined,
+  };
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+const rows: Row[] = [];
+for (const n of [100, 1000, 5000]) rows.push(await bench(n));
+
+const header = [
+  "workspaces",
+  "bytes",
+  "series in",
+  "series out",
+  "parse series/s",
+  "parse MB/s",
+  "e2e series/s",
+  "e2e MB/s",
+  "e2e series/cpu-s",
+  "scrape p50 ms",
+  "scrape p99 ms",
+  "exporter peak RSS MB",
+];
+const table = rows.map((r) => [
+  fmt(r.workspaces),
+  fmt(r.bytes),
+  fmt(r.seriesIn),
+  fmt(r.seriesOut),
+  fmt(r.seriesIn / (r.parseMs / 1000)),
+  fmt(r.bytes / 1e6 / (r.parseMs / 1000), 1),
+  fmt(r.seriesIn / (r.e2eMs / 1000)),
+  fmt(r.bytes / 1e6 / (r.e2eMs / 1000), 1),
+  fmt(r.seriesIn / (r.e2eCpuMs / 1000)),
+  fmt(r.p50, 1),
+  fmt(r.p99, 1),
+  fmt(r.rssMb, 0),
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
+console.log(
+  `node ${process.version}, ${process.arch}; e2e = parse + 10 relabel rules + aggregate + pii + serialize (in process);\n` +
+    "scrape = GET /metrics (gzip) through `coder-metrics exporter` in front of the coder stand-in, separate processes on loopback;\n" +
+    `exporter run from ${(await exporterEntry()).label}`,
+);
+console.log(
+  `load average at the end: ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} on ${cpus().length} CPUs`,
+);
+console.log(line(header));
+for (const row of table) console.log(line(row));
+const last = rows.at(-1)!;
+const e2e = last.seriesIn / (last.e2eMs / 1000);
+console.log(
+  `5,000 workspaces with NODE_OPTIONS=--max-semi-space-size=16: exporter peak RSS ${fmt(last.smallRssMb ?? Number.NaN)} MB, ` +
+    `scrape p50 ${fmt(last.smallP50 ?? Number.NaN, 1)} ms; benchmark process peak RSS ${fmt(last.benchRssMb)} MB`,
+);
+const bestRss = Math.min(last.rssMb, last.smallRssMb ?? Number.POSITIVE_INFINITY);
+console.log(
+  `target (5,000 workspaces, one core): ≥ 500,000 series/s end to end — ${fmt(e2e)} ${e2e >= 500_000 ? "(met)" : "(not met)"}; ` +
+    `exporter peak RSS ≤ 200 MB — ${fmt(bestRss)} MB ${bestRss <= 200 ? "(met)" : "(not met)"}`,
+);

@@ -1,0 +1,206 @@
+// The chart's RBAC is enough, and no more: the real controller, running with a
+// token of the ServiceAccount the chart creates, reconciles a CoderMetrics to
+// Ready — watching all namespaces (ClusterRole) and in namespaced mode
+// (watchNamespaces: a Role per namespace) — and may not read Secrets.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, type TestContext, test } from "node:test";
+import type { CoderMetrics } from "../../../controller/api/v1alpha1.ts";
+import { kubeFetch, type KubeResponse } from "../../../controller/operator/kube-fetch.ts";
+import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
+import { startController } from "../../support/controller.ts";
+import { chartDir, helm } from "../../support/helm.ts";
+import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
+
+const clients = testClients();
+const work = mkdtempSync(join(tmpdir(), "coder-metrics-rbac-"));
+let chart = chartDir;
+
+before(async () => {
+  await installCoderMetricsCrd(clients);
+  await installMonitoringCrds(clients, ["servicemonitors", "podmonitors", "prometheuses"]);
+  // kube-apiserver built without version stamping reports v0.0.0-master, which
+  // no kubeVersion constraint accepts: install a copy of the chart without it.
+  const version = (await kubeFetch(clients.config, "GET", "/version")).body as {
+    gitVersion?: string;
+  };
+  if (version.gitVersion?.startsWith("v0.0.0")) {
+    chart = join(work, "chart");
+    cpSync(chartDir, chart, { recursive: true });
+    const chartYaml = join(chart, "Chart.yaml");
+    writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^kubeVersion: .*$/m, ""));
+  }
+});
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function ok(response: KubeResponse, what: string): void {
+  assert.ok(
+    response.status < 300,
+    `${what}: HTTP ${response.status}: ${JSON.stringify(response.body)}`,
+  );
+}
+
+/** Installs the chart and returns a kubeconfig that authenticates as its ServiceAccount. */
+async function installAs(
+  t: TestContext,
+  namespace: string,
+  values: string[],
+): Promise<{ kubeconfigPath: string; user: string }> {
+  const release = `cm-${randomBytes(3).toString("hex")}`;
+  const result = helm(["install", release, chart, "--namespace", namespace, ...values]);
+  assert.equal(result.status, 0, result.stderr);
+  t.after(() => helm(["uninstall", release, "--namespace", namespace]));
+  const serviceAccount = `${release}-coder-metrics`;
+  const response = await kubeFetch(
+    clients.config,
+    "POST",
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
+    {
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 3600 },
+      },
+    },
+  );
+  ok(response, "a token for the chart's ServiceAccount");
+  const token = (response.body as { status: { token: string } }).status.token;
+  const cluster = clients.config.getCurrentCluster();
+  assert.ok(cluster);
+  const ca =
+    cluster.caData ??
+    (cluster.caFile ? readFileSync(cluster.caFile).toString("base64") : undefined);
+  const path = join(work, `${release}.kubeconfig`);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "test",
+          cluster: {
+            server: cluster.server,
+            ...(ca ? { "certificate-authority-data": ca } : {}),
+            ...(cluster.skipTLSVerify ? { "insecure-skip-tls-verify": true } : {}),
+          },
+        },
+      ],
+      users: [{ name: serviceAccount, user: { token } }],
+      contexts: [{ name: "sa", context: { cluster: "test", user: serviceAccount } }],
+      "current-context": "sa",
+    }),
+  );
+  return { kubeconfigPath: path, user: `system:serviceaccount:${namespace}:${serviceAccount}` };
+}
+
+async function can(
+  user: string,
+  verb: string,
+  resource: string,
+  namespace?: string,
+  group = "",
+): Promise<boolean> {
+  const response = await kubeFetch(
+    clients.config,
+    "POST",
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+    {
+      body: {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: {
+          user,
+          resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}) },
+        },
+      },
+    },
+  );
+  ok(response, "SubjectAccessReview");
+  return (response.body as { status: { allowed: boolean } }).status.allowed;
+}
+
+async function coderAndCr(namespace: string): Promise<void> {
+  const labels = { "app.kubernetes.io/name": "coder" };
+  await clients.apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name: "coder", labels },
+      spec: {
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.24.1" }] },
+        },
+      },
+    },
+  });
+  await clients.objects.create({
+    apiVersion: "coder-metrics.io/v1alpha1",
+    kind: "CoderMetrics",
+    metadata: { name: "coder", namespace },
+    spec: { monitor: { labels: { release: "kube-prometheus-stack" } } },
+  } as never);
+}
+
+async function waitReady(namespace: string): Promise<CoderMetrics> {
+  return eventually(
+    `CoderMetrics ${namespace}/coder to be Ready`,
+    async () => {
+      const response = await kubeFetch(
+        clients.config,
+        "GET",
+        `/apis/coder-metrics.io/v1alpha1/namespaces/${namespace}/codermetrics/coder`,
+      );
+      const cr = response.body as CoderMetrics;
+      const ready = cr.status?.conditions?.find((c) => c.type === "Ready");
+      return ready?.status === "True" ? cr : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+}
+
+describe("chart: RBAC", () => {
+  test("cluster-wide: the controller reconciles as the chart's ServiceAccount and cannot read Secrets", async (t) => {
+    const namespace = await freshNamespace(t, clients, "cm-rbac");
+    const coderNamespace = await freshNamespace(t, clients, "cm-rbac-coder");
+    const { kubeconfigPath, user } = await installAs(t, namespace, []);
+    await startController(t, [coderNamespace], { kubeconfigPath });
+    await coderAndCr(coderNamespace);
+    const cr = await waitReady(coderNamespace);
+    assert.equal(cr.status?.monitor?.kind, "ServiceMonitor");
+
+    assert.equal(await can(user, "patch", "deployments", coderNamespace, "apps"), true);
+    assert.equal(await can(user, "list", "prometheuses", undefined, "monitoring.coreos.com"), true);
+    assert.equal(await can(user, "get", "secrets", coderNamespace), false, "no Secrets");
+    assert.equal(await can(user, "list", "secrets"), false, "no Secrets");
+    assert.equal(await can(user, "delete", "deployments", coderNamespace, "apps"), false);
+    assert.equal(await can(user, "update", "leases", namespace, "coordination.k8s.io"), true);
+    assert.equal(await can(user, "update", "leases", coderNamespace, "coordination.k8s.io"), false);
+  });
+
+  test("namespaced mode: the controller reconciles with only the Roles in the watched namespace", async (t) => {
+    const namespace = await freshNamespace(t, clients, "cm-rbac");
+    const coderNamespace = await freshNamespace(t, clients, "cm-rbac-coder");
+    const otherNamespace = await freshNamespace(t, clients, "cm-rbac-other");
+    const { kubeconfigPath, user } = await installAs(t, namespace, [
+      "--set",
+      `watchNamespaces={${coderNamespace}}`,
+    ]);
+    await startController(t, [coderNamespace], { kubeconfigPath });
+    await coderAndCr(coderNamespace);
+    await waitReady(coderNamespace);
+
+    assert.equal(await can(user, "patch", "deployments", coderNamespace, "apps"), true);
+    assert.equal(await can(user, "list", "deployments", otherNamespace, "apps"), false);
+    assert.equal(await can(user, "list", "deployments", undefined, "apps"), false);
+    assert.equal(
+      await can(user, "list", "prometheuses", undefined, "monitoring.coreos.com"),
+      false,
+    );
+    assert.equal(await can(user, "get", "secrets", coderNamespace), false, "no Secrets");
+  });
+});
