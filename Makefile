@@ -14,7 +14,7 @@ NODE_TEST := node --test --test-reporter=spec --test-timeout=120000
 UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller clean manifests chart-lint test-chart
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -83,6 +83,12 @@ bench: setup ## Exporter benchmarks (figures and ratios, no assertions)
 
 bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CRs in 500 namespaces (BENCH_CRS=N to change)
 	node test/bench/controller.bench.ts --crs $${BENCH_CRS:-500}
+
+soak: build ## Exporter soak: 20 scrapers at 1/s on 5,000 workspaces for SOAK_SECONDS (default 300)
+	node test/bench/soak.ts
+
+fuzz: setup ## Property tests at 250,000 runs each (over 1M generated cases): parser and relabel pipeline
+	FUZZ_RUNS=$${FUZZ_RUNS:-250000} $(NODE_TEST) --test-timeout=0 test/unit/exporter/property.test.ts
 
 clean: ## Remove build outputs (keeps the cached Go builds and Node)
 	rm -rf dist node_modules

@@ -4,8 +4,8 @@
 // throughput, p50/p99 latency of a scrape through the running exporter
 // against the coderd stand-in on loopback, and peak RSS. Figures only, no
 // assertions. Run with --expose-gc for steadier numbers.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateFixture } from "../../controller/coder/fixture.ts";
@@ -13,6 +13,7 @@ import { parseExporterConfig } from "../../controller/exporter/config.ts";
 import { countSamples } from "../../controller/exporter/model.ts";
 import { parse } from "../../controller/exporter/parse.ts";
 import { Pipeline } from "../../controller/exporter/transform.ts";
+import { exporterEntry, peakRssMb, spawnJson } from "./processes.ts";
 
 /** Ten rules of the kind a platform team writes for Coder. */
 export const BENCH_CONFIG = `
@@ -93,77 +94,6 @@ interface Row {
   /** Same with NODE_OPTIONS=--max-semi-space-size=16. */
   smallRssMb: number | undefined;
   smallP50: number | undefined;
-}
-
-const ROOT = join(import.meta.dirname, "../..");
-
-/**
- * The exporter as shipped (dist/, compiled) when that build is newer than the
- * exporter's sources; otherwise the TypeScript sources (type stripping costs
- * ~30 MB of RSS on its own, so RSS figures are then pessimistic).
- */
-async function exporterEntry(): Promise<{ script: string; label: string }> {
-  const dist = join(ROOT, "dist/controller/cli.js");
-  try {
-    const built = (await stat(dist)).mtimeMs;
-    const dir = join(ROOT, "controller/exporter");
-    const sources = await readdir(dir);
-    let newest = 0;
-    for (const f of sources) newest = Math.max(newest, (await stat(join(dir, f))).mtimeMs);
-    if (built >= newest) return { script: "dist/controller/cli.js", label: "dist (compiled)" };
-  } catch {
-    // no build
-  }
-  return {
-    script: "controller/cli.ts",
-    label: "sources (run `npm run build` first for production figures)",
-  };
-}
-
-/** Spawns a node script and resolves with the child and the first JSON stderr line matching `msg`. */
-function spawnJson(
-  args: string[],
-  msg: string,
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    const timer = setTimeout(
-      () => reject(new Error(`timeout waiting for "${msg}": ${buf}`)),
-      60_000,
-    );
-    child.stderr!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      for (;;) {
-        const nl = buf.indexOf("\n");
-        if (nl < 0) break;
-        const text = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const line = JSON.parse(text) as Record<string, unknown>;
-          if (line.msg === msg) {
-            clearTimeout(timer);
-            resolve({ child, line });
-          }
-        } catch {
-          // not a JSON line
-        }
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}: ${buf}`)));
-  });
-}
-
-/** Peak resident set (VmHWM) of a process, in MB (Linux). */
-async function peakRssMb(pid: number): Promise<number> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    const m = /VmHWM:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) / 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /**

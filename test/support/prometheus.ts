@@ -12,12 +12,32 @@ import { eventually } from "./kube.ts";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 
-export function prometheusBinary(): string {
+export function prometheusBinary(name: "prometheus" | "promtool" = "prometheus"): string {
   const dir = execFileSync(join(repoRoot, "test/tools/go-tools.sh"), ["prometheus"], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();
-  return join(dir, "prometheus");
+  return join(dir, name);
+}
+
+/** `promtool check config` on a config object; throws with promtool's output when it is refused. */
+export function promtoolCheckConfig(config: Record<string, unknown>): void {
+  const dir = mkdtempSync(join(tmpdir(), "coder-metrics-promtool-"));
+  try {
+    const path = join(dir, "prometheus.yml");
+    writeFileSync(path, stringify(config));
+    execFileSync(prometheusBinary("promtool"), ["check", "config", "--syntax-only", path], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    throw new Error(
+      `promtool check config refused it:\n${e.stdout ?? ""}${e.stderr ?? String(err)}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface ActiveTarget {

@@ -21,10 +21,18 @@ extra_ldflags=""
 [ -f "$mod/ldflags" ] && extra_ldflags="$(tr '\n' ' ' < "$mod/ldflags")"
 digest="$( (cat "$mod/go.mod" "$mod/go.sum"; echo "$extra_ldflags") | sha256sum | cut -c1-12)"
 dest="$root/.cache/bin/$name-$digest"
-if [ -f "$dest/.complete" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_cached() {
+  if [ -f "$dest/.complete" ]; then
+    echo "$dest"
+    exit 0
+  fi
+}
+exit_if_cached
+mkdir -p "$(dirname "$dest")"
+# One build at a time per tool: a second caller waits, then finds it cached.
+exec 9>"$dest.lock"
+flock 9
+exit_if_cached
 command -v go >/dev/null || { echo "go-tools.sh: the Go toolchain is needed to build $name" >&2; exit 1; }
 tools="$(awk '/^tool \(/ { inblock = 1; next } inblock && /^\)/ { inblock = 0 } inblock { print $1 } /^tool [^(]/ { print $2 }' "$mod/go.mod")"
 echo "go-tools.sh: building $name ($(echo $tools | tr '\n' ' ')) — first run only, several minutes on a cold machine" >&2

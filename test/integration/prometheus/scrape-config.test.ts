@@ -16,7 +16,11 @@ import { parse } from "yaml";
 import { startController } from "../../support/controller.ts";
 import { installCoderMetricsCrd } from "../../support/crds.ts";
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
-import { type RunningPrometheus, startPrometheus } from "../../support/prometheus.ts";
+import {
+  promtoolCheckConfig,
+  type RunningPrometheus,
+  startPrometheus,
+} from "../../support/prometheus.ts";
 import { createTestHost, type TestHost } from "../../support/test-host.ts";
 
 const clients = testClients();
@@ -110,6 +114,18 @@ test("the generated scrape_config and the prometheus.io annotations both find co
       subsets: [{ addresses: [{ ip: podIp, targetRef: podRef }], ports }],
     },
   });
+
+  // promtool accepts the job as generated, and the static variant.
+  promtoolCheckConfig(parse(scrapeConfig) as Record<string, unknown>);
+  promtoolCheckConfig(
+    parse(
+      execFileSync(
+        process.execPath,
+        [cli, "scrape-config", "-f", "-", "--static", "coder.example.com:30213"],
+        { input: JSON.stringify(cr), encoding: "utf8" },
+      ),
+    ) as Record<string, unknown>,
+  );
 
   // The CLI prints the same job as the status.
   const crFile = join(await import("node:os").then((os) => os.tmpdir()), `cr-${namespace}.yaml`);

@@ -1,12 +1,16 @@
 // Builds Prometheus for the tests that need Kubernetes service discovery.
 // Debian's prometheus package is built without kubernetes_sd_configs (its
 // client-go is not packaged), so the e2e and scrape-config tests use this
-// build; promtool for rule checks still comes from Debian.
+// build, and its promtool checks the scrape configs we generate (Debian's
+// promtool cannot parse kubernetes_sd_configs either).
 module github.com/coder-metrics/coder-metrics/test/tools/prometheus
 
 go 1.26.7
 
-tool github.com/prometheus/prometheus/cmd/prometheus
+tool (
+	github.com/prometheus/prometheus/cmd/prometheus
+	github.com/prometheus/prometheus/cmd/promtool
+)
 
 require (
 	cloud.google.com/go/auth v0.24.1-0.20261001053825-dbc26066f70a // indirect
@@ -155,6 +159,7 @@ require (
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/mwitkow/go-conntrack v0.0.0-20190716064945-2f068394615f // indirect
+	github.com/nsf/jsondiff v0.0.0-20260207060731-8e8d90c4c0ac // indirect
 	github.com/oklog/run v1.2.0 // indirect
 	github.com/oklog/ulid/v2 v2.1.2 // indirect
 	github.com/open-telemetry/opentelemetry-collector-contrib/internal/exp/metrics v0.163.0 // indirect

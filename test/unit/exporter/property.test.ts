@@ -10,7 +10,13 @@ import {
 } from "../../../controller/exporter/model.ts";
 import { parse } from "../../../controller/exporter/parse.ts";
 import { serialize } from "../../../controller/exporter/serialize.ts";
+import { parseExporterConfig } from "../../../controller/exporter/config.ts";
+import { Pipeline } from "../../../controller/exporter/transform.ts";
 import { plain } from "./helpers.ts";
+
+// `make test` runs a short slice; `make fuzz` sets FUZZ_RUNS to run each
+// property that many times (4 × 250,000 = 1M generated cases).
+const runs = (n: number) => Number(process.env.FUZZ_RUNS ?? n);
 
 const metricName = fc.stringMatching(/^[a-zA-Z_:][a-zA-Z0-9_:]{0,20}$/);
 const labelName = fc
@@ -61,7 +67,7 @@ describe("properties", () => {
         assert.deepStrictEqual(plain(parsed), plain(fams));
         assert.equal(serialize(parsed), text1);
       }),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
@@ -75,7 +81,7 @@ describe("properties", () => {
           assert.ok(err.line >= 1);
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -88,7 +94,7 @@ describe("properties", () => {
           assert.ok(err instanceof ParseError, `threw ${String(err)}`);
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -130,7 +136,83 @@ describe("properties", () => {
           }
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
+    );
+  });
+
+  it("the pipeline never throws on any config the validator accepts, whatever the rules", () => {
+    const payload = Buffer.from(
+      '# TYPE coderd_agents_up gauge\ncoderd_agents_up{template_name="t",username="u",workspace_name="w"} 1\n' +
+        '# TYPE h histogram\nh_bucket{le="1",a="x"} 1\nh_bucket{le="+Inf",a="x"} 2\nh_sum{a="x"} 3\nh_count{a="x"} 2\n',
+    );
+    const action = fc.constantFrom(
+      "replace",
+      "keep",
+      "drop",
+      "keepequal",
+      "dropequal",
+      "hashmod",
+      "labelmap",
+      "labeldrop",
+      "labelkeep",
+      "lowercase",
+      "uppercase",
+    );
+    const piece = fc.constantFrom(
+      "a",
+      "__name__",
+      "le",
+      "template_name",
+      "$1",
+      "${1}",
+      "${name}",
+      ".*",
+      "(.+)",
+      "(a+)+$",
+      "[",
+      "x|y",
+      "",
+      ";",
+      "h_.*",
+      "\\d",
+    );
+    const rule = fc.record(
+      {
+        action,
+        source_labels: fc.array(fc.constantFrom("a", "__name__", "le", "username", "nope"), {
+          maxLength: 3,
+        }),
+        regex: fc.array(piece, { maxLength: 3 }).map((p) => p.join("")),
+        target_label: fc.array(piece, { minLength: 1, maxLength: 2 }).map((p) => p.join("")),
+        replacement: fc.array(piece, { maxLength: 3 }).map((p) => p.join("")),
+        modulus: fc.integer({ min: 1, max: 10 }),
+        separator: fc.constantFrom(";", "", "-"),
+      },
+      { requiredKeys: ["action"] },
+    );
+    const config = fc.record({
+      metric_relabel_configs: fc.array(rule, { maxLength: 4 }),
+      aggregate: fc.array(
+        fc.record({
+          metrics: fc.constant(["*"]),
+          op: fc.constantFrom("sum", "max", "min", "count"),
+          by: fc.constant(["a"]),
+        }),
+        { maxLength: 1 },
+      ),
+      series_limit: fc.integer({ min: 0, max: 3 }),
+    });
+    fc.assert(
+      fc.property(config, (c) => {
+        const parsed = parseExporterConfig(JSON.stringify(c));
+        if (!parsed.ok) {
+          assert.ok(parsed.errors.length > 0 && parsed.errors.every((e) => e.path && e.message));
+          return;
+        }
+        const out = new Pipeline(parsed.config).transform(payload);
+        parse(out.body.toString()); // whatever is served parses again
+      }),
+      { numRuns: runs(300) },
     );
   });
 });
