@@ -2,6 +2,7 @@
 // (charts/ and manifests/) is generated from these schemas and the TypeScript
 // types are derived from them, so the two cannot drift.
 import { type SchemaOptions, type Static, Type } from "@sinclair/typebox";
+import { ACTIONS } from "../exporter/relabel.ts";
 import { Duration, Quantity, StringEnum, StringMap, withRules } from "./schema.ts";
 
 export const group = "coder-metrics.io";
@@ -33,20 +34,6 @@ const labelSelector = (options: SchemaOptions) =>
   );
 export type LabelSelector = Static<ReturnType<typeof labelSelector>>;
 
-export const relabelActions = [
-  "replace",
-  "keep",
-  "drop",
-  "keepequal",
-  "dropequal",
-  "hashmod",
-  "labelmap",
-  "labeldrop",
-  "labelkeep",
-  "lowercase",
-  "uppercase",
-] as const;
-
 // Prometheus's own validation rules for relabel_config, as CEL, so kubectl
 // refuses what Prometheus would refuse. Regex *syntax* (RE2) cannot be
 // checked here: the controller reports it in status.
@@ -60,7 +47,7 @@ const RelabelConfig = withRules(
     regex: Type.Optional(Type.String({ maxLength: 4096 })),
     modulus: Type.Optional(Type.Integer({ minimum: 1 })),
     replacement: Type.Optional(Type.String({ maxLength: 1024 })),
-    action: StringEnum(relabelActions, { default: "replace" }),
+    action: StringEnum(ACTIONS, { default: "replace" }),
   }),
   [
     {

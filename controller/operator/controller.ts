@@ -10,6 +10,7 @@ import type { PrometheusLike } from "../discovery/prometheus-selection.ts";
 import { createEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
 import { Kube } from "./kube.ts";
+import { reuseConnections } from "./kube-config.ts";
 import type { Logger } from "./log.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
@@ -110,6 +111,10 @@ export class Controller {
   /** Started once, the first time a reconcile asks (undefined inside: the CRDs are not served). */
   private prometheusInformers: Promise<Informers<PrometheusObject>[] | undefined> | undefined;
   private prometheusForbiddenUntil = 0;
+  private readonly namespaceLabelCache = new Map<
+    string,
+    { at: number; labels: Record<string, string> }
+  >();
   private readonly discovery = new Map<string, { at: number; served: Promise<boolean> }>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private workers: Promise<void>[] = [];
@@ -122,7 +127,7 @@ export class Controller {
     this.options = options;
     this.log = options.log;
     this.metrics = options.metrics ?? createControllerMetrics();
-    this.kube = new Kube(options.kubeconfig, this.metrics);
+    this.kube = new Kube(reuseConnections(options.kubeconfig), this.metrics);
     const ownedSelector = `${managedByLabel}=${managedBy}`;
     this.coderMetrics = this.informers(types.coderMetrics, undefined, (_e, cr) =>
       this.enqueueObject(cr),
@@ -334,11 +339,18 @@ export class Controller {
       );
     },
     namespaceLabels: async (namespace) => {
+      // A short-lived cache: Discovered needs namespace labels, and a resync should not GET each one.
+      const cached = this.namespaceLabelCache.get(namespace);
+      if (cached !== undefined && Date.now() - cached.at < (this.options.discoveryTtlMs ?? 30_000))
+        return cached.labels;
+      let labels: Record<string, string>;
       try {
-        return await this.kube.namespaceLabels(namespace);
+        labels = await this.kube.namespaceLabels(namespace);
       } catch {
-        return { "kubernetes.io/metadata.name": namespace }; // not allowed to read Namespaces: the label every namespace has
+        labels = { "kubernetes.io/metadata.name": namespace }; // not allowed to read Namespaces: the label every namespace has
       }
+      this.namespaceLabelCache.set(namespace, { at: Date.now(), labels });
+      return labels;
     },
   };
 

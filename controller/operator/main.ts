@@ -6,6 +6,7 @@ import { version } from "../version.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
 import { Kube } from "./kube.ts";
+import { reuseConnections } from "./kube-config.ts";
 import { LeaderElector } from "./leader.ts";
 import { createLogger, type Level } from "./log.ts";
 import { createControllerMetrics } from "./metrics.ts";
@@ -75,6 +76,7 @@ export async function runController(argv: string[]): Promise<number> {
   const kubeconfig = new k8s.KubeConfig();
   if (values.kubeconfig) kubeconfig.loadFromFile(values.kubeconfig);
   else kubeconfig.loadFromDefault();
+  reuseConnections(kubeconfig);
   const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const metrics = createControllerMetrics();
   const watchNamespaces = values["watch-namespaces"]

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { freePort, startControlPlane } from "../cluster/control-plane.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../support/crds.ts";
 import { testClients } from "../support/kube.ts";
+import { createCoderDeployment } from "../support/coder-deployment.ts";
 
 const { values } = parseArgs({
   options: {
@@ -65,19 +66,7 @@ try {
   let began = Date.now();
   await inBatches(namespaces, async (namespace) => {
     await clients.core.createNamespace({ body: { metadata: { name: namespace } } });
-    await clients.apps.createNamespacedDeployment({
-      namespace,
-      body: {
-        metadata: { name: "coder", labels },
-        spec: {
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.20.0" }] },
-          },
-        },
-      },
-    });
+    await createCoderDeployment(clients, namespace, { labels });
   });
   log(`created ${count} namespaces + Deployments in ${Date.now() - began} ms`);
 

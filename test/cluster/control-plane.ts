@@ -27,6 +27,8 @@ export interface ControlPlane {
   apiserver: ManagedProcess;
   etcd: ManagedProcess;
   controllerManager: ManagedProcess | undefined;
+  /** Compacts etcd's history up to now, so watches from older resourceVersions get 410 Gone. */
+  compactEtcd(): Promise<number>;
   /** Starts the API server again after it was stopped or killed (same port, certs and etcd). */
   restartApiserver(): Promise<void>;
   stop(): Promise<void>;
@@ -199,6 +201,22 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     apiserver,
     etcd,
     controllerManager,
+    compactEtcd: async () => {
+      const post = async (path: string, body: unknown) => {
+        const response = await fetch(`${etcdUrl}${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+        });
+        if (!response.ok) throw new Error(`etcd ${path}: HTTP ${response.status}`);
+        return (await response.json()) as { header: { revision: string } };
+      };
+      const { header } = await post("/v3/kv/range", {
+        key: Buffer.from("/").toString("base64"),
+        limit: 1,
+      });
+      await post("/v3/kv/compaction", { revision: header.revision, physical: true });
+      return Number(header.revision);
+    },
     restartApiserver: async () => {
       await apiserver.stop();
       await startApiserver();

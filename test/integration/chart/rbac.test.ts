@@ -14,6 +14,7 @@ import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crd
 import { startController } from "../../support/controller.ts";
 import { chartDir, helm } from "../../support/helm.ts";
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
+import { createCoderDeployment } from "../../support/coder-deployment.ts";
 
 const clients = testClients();
 const work = mkdtempSync(join(tmpdir(), "coder-metrics-rbac-"));
@@ -125,19 +126,7 @@ async function can(
 
 async function coderAndCr(namespace: string): Promise<void> {
   const labels = { "app.kubernetes.io/name": "coder" };
-  await clients.apps.createNamespacedDeployment({
-    namespace,
-    body: {
-      metadata: { name: "coder", labels },
-      spec: {
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.24.1" }] },
-        },
-      },
-    },
-  });
+  await createCoderDeployment(clients, namespace, { labels });
   await clients.objects.create({
     apiVersion: "coder-metrics.io/v1alpha1",
     kind: "CoderMetrics",

@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { type ControlPlane, freePort, startControlPlane } from "../../cluster/control-plane.ts";
+import { createCoderDeployment } from "../../support/coder-deployment.ts";
 import { startController, writeCount } from "../../support/controller.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { eventually, freshNamespace, type TestClients, testClients } from "../../support/kube.ts";
@@ -43,26 +44,13 @@ function crRef(namespace: string, name = "coder") {
   };
 }
 
-async function createDeployment(
+/** Coder-like Deployment with no replicas: no scheduler or kubelet here; the pod template is what matters. */
+function createDeployment(
   namespace: string,
   name = "coder",
   podLabels: Record<string, string> = labels,
-): Promise<void> {
-  await clients.apps.createNamespacedDeployment({
-    namespace,
-    fieldManager: "helm",
-    body: {
-      metadata: { name, labels: podLabels },
-      spec: {
-        replicas: 0, // no scheduler or kubelet here; the pod template is what matters
-        selector: { matchLabels: podLabels },
-        template: {
-          metadata: { labels: podLabels },
-          spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.20.0" }] },
-        },
-      },
-    },
-  });
+) {
+  return createCoderDeployment(clients, namespace, { name, labels: podLabels, replicas: 0 });
 }
 
 async function ready(namespace: string, name = "coder"): Promise<void> {
@@ -130,6 +118,27 @@ describe("controller under faults", { skip }, () => {
       "coder-prom",
       "second-prom",
     ]);
+  });
+
+  test("watch history compacted while the API server is down: the informers relist (410 Gone) and catch a deletion they missed", async (t) => {
+    const namespace = await freshNamespace(t, clients);
+    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
+    await createDeployment(namespace);
+    await clients.objects.create({ ...crRef(namespace), spec: {} });
+    await ready(namespace);
+
+    await controlPlane.apiserver.stop(0, "SIGKILL");
+    await controlPlane.restartApiserver();
+    // Meanwhile (for the controller, whose watches are still reconnecting): the CR is deleted
+    // and etcd's history compacted, so resuming from the old resourceVersion is impossible.
+    await clients.objects.delete(crRef(namespace));
+    await controlPlane.compactEtcd();
+    await eventually(
+      "the deletion to be seen after a relist and the finalizer to complete",
+      async () => ((await gone(() => clients.objects.read(crRef(namespace)))) ? true : undefined),
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(await exporterInjected(namespace), false, "the Deployment was given back");
   });
 
   test("another writer edits the Deployment every 300 ms: both sets of fields survive, no hot loop", async (t) => {

@@ -6,6 +6,7 @@ import { before, describe, test, type TestContext } from "node:test";
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import type { CoderMetrics } from "../../../controller/api/v1alpha1.ts";
+import { coderLabels, createCoderDeployment } from "../../support/coder-deployment.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import {
   resyncAndSettle,
@@ -16,39 +17,12 @@ import {
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
 
 const clients = testClients();
-const labels = { "app.kubernetes.io/name": "coder", "app.kubernetes.io/instance": "coder" };
+const labels = coderLabels;
 
 before(async () => {
   await installCoderMetricsCrd(clients);
   await installMonitoringCrds(clients);
 });
-
-/** Creates a Deployment the way Coder's Helm chart would (field manager "helm"). */
-async function createCoderDeployment(namespace: string, env: k8s.V1EnvVar[] = []): Promise<void> {
-  await clients.apps.createNamespacedDeployment({
-    namespace,
-    fieldManager: "helm",
-    body: {
-      metadata: { name: "coder", labels },
-      spec: {
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            containers: [
-              {
-                name: "coder",
-                image: "ghcr.io/coder/coder:v2.20.0",
-                env: [{ name: "CODER_HTTP_ADDRESS", value: "0.0.0.0:8080" }, ...env],
-                ports: [{ name: "http", containerPort: 8080 }],
-              },
-            ],
-          },
-        },
-      },
-    },
-  });
-}
 
 function coderMetrics(namespace: string, spec: Record<string, unknown> = {}, name = "coder") {
   return {
@@ -111,7 +85,7 @@ function envOf(c: V1Container): Record<string, string | undefined> {
 async function setup(t: TestContext, spec: Record<string, unknown> = {}, env: k8s.V1EnvVar[] = []) {
   const namespace = await freshNamespace(t, clients);
   const controller = await startController(t, [namespace]);
-  await createCoderDeployment(namespace, env);
+  await createCoderDeployment(clients, namespace, { env });
   await clients.objects.create(coderMetrics(namespace, spec));
   return { namespace, controller };
 }

@@ -9,6 +9,7 @@ import { type ControlPlane, startControlPlane } from "../../cluster/control-plan
 import { startController } from "../../support/controller.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { eventually, freshNamespace, type TestClients, testClients } from "../../support/kube.ts";
+import { createCoderDeployment } from "../../support/coder-deployment.ts";
 
 const skip =
   process.env.USE_EXISTING_CLUSTER === "true"
@@ -34,19 +35,7 @@ test("no monitoring.coreos.com CRDs: Ready without a ServiceMonitor, then one ap
     discoveryTtlMs: 500,
   });
   const labels = { "app.kubernetes.io/name": "coder" };
-  await clients.apps.createNamespacedDeployment({
-    namespace,
-    body: {
-      metadata: { name: "coder", labels },
-      spec: {
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.20.0" }] },
-        },
-      },
-    },
-  });
+  await createCoderDeployment(clients, namespace, { labels });
   const ref = {
     apiVersion: "coder-metrics.io/v1alpha1",
     kind: "CoderMetrics",

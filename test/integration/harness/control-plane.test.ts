@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
+import { createCoderDeployment } from "../../support/coder-deployment.ts";
 
 const clients = testClients();
 
@@ -10,19 +11,7 @@ describe("control plane", () => {
   test("a Deployment and a headless Service round-trip with server-side defaults", async (t) => {
     const namespace = await freshNamespace(t, clients);
     const labels = { "app.kubernetes.io/name": "coder" };
-    await clients.apps.createNamespacedDeployment({
-      namespace,
-      body: {
-        metadata: { name: "coder", labels },
-        spec: {
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.20.0" }] },
-          },
-        },
-      },
-    });
+    await createCoderDeployment(clients, namespace, { labels });
     await clients.core.createNamespacedService({
       namespace,
       body: {

@@ -22,6 +22,7 @@ import {
   startPrometheus,
 } from "../../support/prometheus.ts";
 import { createTestHost, type TestHost } from "../../support/test-host.ts";
+import { createCoderDeployment } from "../../support/coder-deployment.ts";
 
 const clients = testClients();
 const cli = resolve(import.meta.dirname, "../../../controller/cli.ts");
@@ -58,19 +59,7 @@ test("the generated scrape_config and the prometheus.io annotations both find co
   const namespace = await freshNamespace(t, clients);
   await startController(t, [namespace]);
   const labels = { "app.kubernetes.io/name": "coder" };
-  await clients.apps.createNamespacedDeployment({
-    namespace,
-    body: {
-      metadata: { name: "coder", labels },
-      spec: {
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: { containers: [{ name: "coder", image: "ghcr.io/coder/coder:v2.20.0" }] },
-        },
-      },
-    },
-  });
+  await createCoderDeployment(clients, namespace, { labels });
   const cr = {
     apiVersion: "coder-metrics.io/v1alpha1",
     kind: "CoderMetrics",

@@ -1,20 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { V1Container } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar } from "@kubernetes/client-node";
 import { parseCoderAddress, upstreamUrl } from "../../../controller/desired/coder-address.ts";
 import { planCoderd, releaseCoderd } from "../../../controller/desired/coderd.ts";
-import { coderDeployment, coderMetrics } from "./fixtures.ts";
+import { coderDeployment } from "../../support/coder-deployment.ts";
+import { coderMetrics } from "./fixtures.ts";
 
-function plan(
-  specPatch: unknown,
-  env: Parameters<typeof coderDeployment>[0] = [],
-  owned: string[] = [],
-) {
+function plan(specPatch: unknown, env: V1EnvVar[] = [], owned: string[] = []) {
   const cr = coderMetrics(specPatch);
   return planCoderd({
     cr,
     spec: cr.spec,
-    deployment: coderDeployment(env),
+    deployment: coderDeployment({ env }),
     ownedEnv: new Set(owned),
     exporterImage: "ghcr.io/example/coder-metrics:1.0.0",
     exporterConfigMap: "coder-exporter-config",

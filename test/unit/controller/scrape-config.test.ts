@@ -7,7 +7,8 @@ import {
   staticScrapeJob,
 } from "../../../controller/desired/scrape-config.ts";
 import { desiredService } from "../../../controller/desired/service.ts";
-import { coderDeployment, coderMetrics } from "./fixtures.ts";
+import { coderDeployment } from "../../support/coder-deployment.ts";
+import { coderMetrics } from "./fixtures.ts";
 
 const podSelector = { "app.kubernetes.io/name": "coder" };
 

@@ -11,6 +11,7 @@ import {
 import { parse } from "../../../controller/exporter/parse.ts";
 import { serialize } from "../../../controller/exporter/serialize.ts";
 import { parseExporterConfig } from "../../../controller/exporter/config.ts";
+import { ACTIONS } from "../../../controller/exporter/relabel.ts";
 import { Pipeline } from "../../../controller/exporter/transform.ts";
 import { plain } from "./helpers.ts";
 
@@ -145,19 +146,7 @@ describe("properties", () => {
       '# TYPE coderd_agents_up gauge\ncoderd_agents_up{template_name="t",username="u",workspace_name="w"} 1\n' +
         '# TYPE h histogram\nh_bucket{le="1",a="x"} 1\nh_bucket{le="+Inf",a="x"} 2\nh_sum{a="x"} 3\nh_count{a="x"} 2\n',
     );
-    const action = fc.constantFrom(
-      "replace",
-      "keep",
-      "drop",
-      "keepequal",
-      "dropequal",
-      "hashmod",
-      "labelmap",
-      "labeldrop",
-      "labelkeep",
-      "lowercase",
-      "uppercase",
-    );
+    const action = fc.constantFrom(...ACTIONS);
     const piece = fc.constantFrom(
       "a",
       "__name__",
