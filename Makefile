@@ -13,8 +13,9 @@ export PATH := $(NODE_BIN):$(PATH)
 NODE_TEST := node --test --test-reporter=spec --test-timeout=120000
 UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
+E2E_TESTS := 'test/e2e/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -93,3 +94,17 @@ fuzz: setup ## Property tests at 250,000 runs each (over 1M generated cases): pa
 clean: ## Remove build outputs (keeps the cached Go builds and Node)
 	rm -rf dist node_modules
 
+# The whole chain on a local stack (test/e2e/global-setup.ts): control plane +
+# kube-controller-manager, the process kubelet, the Prometheus Operator and a
+# real Prometheus, all built from pinned Go modules. USE_EXISTING_CLUSTER=true
+# with KUBECONFIG runs it against a real cluster instead (see README).
+e2e: setup system-deps kube-binaries helm-binary prometheus-binary ## End to end: chart → controller Pod → coderd + exporter → Prometheus Operator → Prometheus
+	@command -v ip >/dev/null || { echo "installing: iproute2 (the process kubelet routes pod IPs)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
+	test/tools/in-netns.sh node --test --test-reporter=spec --test-timeout=300000 --test-concurrency=1 --test-global-setup=test/e2e/global-setup.ts $(E2E_TESTS)
+
+demo: setup system-deps kube-binaries helm-binary prometheus-binary ## Start the local stack with the chart, a Coder stand-in and an example CR, in the background (state in .cache/demo/)
+	@command -v ip >/dev/null || { echo "installing: iproute2 (the process kubelet routes pod IPs)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
+	node test/e2e/demo.ts up
+
+demo-down: ## Stop what make demo started
+	node test/e2e/demo.ts down

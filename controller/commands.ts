@@ -21,6 +21,13 @@ export const commands: Record<string, Command> = {
       return runExporter(args);
     },
   },
+  doctor: {
+    summary: "check, step by step, why Prometheus does or does not scrape Coder",
+    async run(args) {
+      const { runDoctor } = await import("./doctor/main.ts");
+      return runDoctor(args);
+    },
+  },
   relabel: {
     summary: "apply exporter rules to exposition text (stdin → stdout)",
     async run(args) {

@@ -57,7 +57,11 @@ export function coderMetricsCrd(): V1CustomResourceDefinition {
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
-                metadata: { type: "object" },
+                // The name becomes a label value on owned objects and coderd's pods: at most 63 characters.
+                metadata: {
+                  type: "object",
+                  properties: { name: { type: "string", maxLength: 63 } },
+                },
                 spec: toOpenApi(CoderMetricsSpec),
                 status: toOpenApi(CoderMetricsStatus),
               },

@@ -20,6 +20,7 @@ import {
   exporterPortName,
   instanceAnnotation,
   instanceKey,
+  instanceLabel,
 } from "./names.ts";
 
 export const hashKeyVolume = "coder-metrics-hash-key";
@@ -194,9 +195,14 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
     },
     spec: {
       template: {
-        ...(spec.prometheusAnnotations.pods
-          ? { metadata: { annotations: scrapeAnnotations(spec, coderAddress.port) } }
-          : {}),
+        metadata: {
+          // Marks the pods this CoderMetrics configured: the Service selects only them, so a
+          // pod still waiting for the rollout never shows up as a down exporter target.
+          labels: { [instanceLabel]: input.cr.metadata.name },
+          ...(spec.prometheusAnnotations.pods
+            ? { annotations: scrapeAnnotations(spec, coderAddress.port) }
+            : {}),
+        },
         spec: {
           containers: containersToApply,
           ...(spec.exporter.enabled
@@ -204,7 +210,8 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
             : {}),
         },
       },
-    } as V1Deployment["spec"],
+      // A partial object for server-side apply: selector and the rest stay the chart's.
+    } as unknown as V1Deployment["spec"],
   };
   return { ok: true, apply, coderAddress, respected };
 }

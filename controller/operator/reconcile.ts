@@ -284,12 +284,12 @@ class Reconcile {
       }
     }
 
-    const podSelector = commonPodSelector(configured.map((d) => d.spec?.selector?.matchLabels));
-    if (configured.length > 0 && Object.keys(podSelector).length === 0) {
-      problems.push(
-        "the selected Deployments share no pod selector label, so no Service can select them all",
-      );
-    }
+    // The Deployments' own pod selector, narrowed to the pods this CR configured (the
+    // label planCoderd puts on the pod template).
+    const podSelector = {
+      ...commonPodSelector(configured.map((d) => d.spec?.selector?.matchLabels)),
+      [instanceLabel]: this.cr.metadata.name,
+    };
     let condition: ConditionInput;
     if (selected.length === 0) {
       condition = {
@@ -379,7 +379,7 @@ class Reconcile {
     podSelector: Record<string, string>,
   ): Promise<ConditionInput> {
     const type = "ServiceReady";
-    if (coderAddress === undefined || Object.keys(podSelector).length === 0) {
+    if (coderAddress === undefined) {
       return {
         type,
         status: "False",

@@ -122,7 +122,12 @@ describe("CoderMetrics reconcile", () => {
 
     const service = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
     assert.equal(service.spec?.clusterIP, "None");
-    assert.deepEqual(service.spec?.selector, labels);
+    assert.deepEqual(service.spec?.selector, { ...labels, "coder-metrics.io/instance": "coder" });
+    assert.equal(
+      deployment.spec?.template.metadata?.labels?.["coder-metrics.io/instance"],
+      "coder",
+      "configured pods are labelled",
+    );
     assert.deepEqual(
       service.spec?.ports?.map((p) => [p.name, p.port]),
       [

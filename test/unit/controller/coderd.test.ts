@@ -53,6 +53,19 @@ describe("planCoderd", () => {
     assert.deepEqual(p.coderAddress, { host: "0.0.0.0", port: 2112 });
   });
 
+  test("configured pods are labelled, so the Service selects only them during a rollout", () => {
+    const p = plan({});
+    assert.ok(p.ok);
+    assert.deepEqual(p.apply.spec?.template.metadata?.labels, {
+      "coder-metrics.io/instance": "coder",
+    });
+    assert.equal(
+      p.apply.spec?.selector,
+      undefined,
+      "the selector stays the chart's (it is immutable)",
+    );
+  });
+
   test("only the fields we own are in the apply (no image, no other env)", () => {
     const [coderd] = containers(plan({}));
     assert.deepEqual(Object.keys(coderd ?? {}).sort(), ["env", "name"]);

@@ -90,7 +90,7 @@ describe("prometheus.io annotations", () => {
     });
   });
 
-  test("off by default: no annotations, no pod template metadata (no rollout)", () => {
+  test("off by default: no annotations; the pod template carries only the instance label", () => {
     const cr = coderMetrics();
     const plan = planCoderd({
       cr,
@@ -101,7 +101,9 @@ describe("prometheus.io annotations", () => {
       exporterConfigMap: "c",
     });
     assert.ok(plan.ok);
-    assert.equal(plan.apply.spec?.template.metadata, undefined);
+    assert.deepEqual(plan.apply.spec?.template.metadata, {
+      labels: { "coder-metrics.io/instance": "coder" },
+    });
     assert.equal(
       desiredService({ cr, spec: cr.spec, podSelector, coderPort: 2112 }).metadata?.annotations,
       undefined,

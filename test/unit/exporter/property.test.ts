@@ -153,7 +153,9 @@ describe("properties", () => {
       "le",
       "template_name",
       "$1",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Prometheus's replacement syntax
       "${1}",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Prometheus's replacement syntax
       "${name}",
       ".*",
       "(.+)",
