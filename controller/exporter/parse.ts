@@ -61,6 +61,24 @@ class CallbackError {
   }
 }
 
+/** A Parser over the decoded input that hands each family (OpenMetrics converted) to onFamily. */
+function parserFor(
+  input: string | Uint8Array,
+  options: ParseOptions,
+  onFamily: (f: Family) => void,
+): Parser {
+  const text = typeof input === "string" ? input : decodeExposition(input);
+  const emit = (f: Family, omType: OMType | undefined) => {
+    try {
+      if (omType === undefined) onFamily(f);
+      else for (const g of fromOpenMetrics(f, omType)) onFamily(g);
+    } catch (err) {
+      throw new CallbackError(err);
+    }
+  };
+  return new Parser(text, options.format === "openmetrics", emit);
+}
+
 /**
  * Parses an exposition, handing each family to `onFamily` as soon as it is
  * complete (so a caller can transform and drop it before the next one is
@@ -72,17 +90,7 @@ export function parseEach(
   options: ParseOptions,
   onFamily: (f: Family) => void,
 ): void {
-  const text = typeof input === "string" ? input : decodeExposition(input);
-  const om = options.format === "openmetrics";
-  const emit = (f: Family, omType: OMType | undefined) => {
-    try {
-      if (omType === undefined) onFamily(f);
-      else for (const g of fromOpenMetrics(f, omType)) onFamily(g);
-    } catch (err) {
-      throw new CallbackError(err);
-    }
-  };
-  const p = new Parser(text, om, emit);
+  const p = parserFor(input, options, onFamily);
   try {
     p.run();
   } catch (err) {
@@ -100,17 +108,7 @@ export async function parseEachAsync(
   onFamily: (f: Family) => void,
   sliceLines = 20_000,
 ): Promise<void> {
-  const text = typeof input === "string" ? input : decodeExposition(input);
-  const om = options.format === "openmetrics";
-  const emit = (f: Family, omType: OMType | undefined) => {
-    try {
-      if (omType === undefined) onFamily(f);
-      else for (const g of fromOpenMetrics(f, omType)) onFamily(g);
-    } catch (err) {
-      throw new CallbackError(err);
-    }
-  };
-  const p = new Parser(text, om, emit);
+  const p = parserFor(input, options, onFamily);
   for (;;) {
     try {
       if (p.step(sliceLines)) return;

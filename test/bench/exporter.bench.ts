@@ -4,7 +4,6 @@
 // throughput, p50/p99 latency of a scrape through the running exporter
 // against the coderd stand-in on loopback, and peak RSS. Figures only, no
 // assertions. Run with --expose-gc for steadier numbers.
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +12,7 @@ import { parseExporterConfig } from "../../controller/exporter/config.ts";
 import { countSamples } from "../../controller/exporter/model.ts";
 import { parse } from "../../controller/exporter/parse.ts";
 import { Pipeline } from "../../controller/exporter/transform.ts";
-import { exporterEntry, peakRssMb, spawnJson } from "./processes.ts";
+import { exporterEntry, peakRssMb, startStandinAndExporter } from "./processes.ts";
 
 /** Ten rules of the kind a platform team writes for Coder. */
 export const BENCH_CONFIG = `
@@ -109,51 +108,23 @@ async function scrapeThroughExporter(
   const dir = await mkdtemp(join(tmpdir(), "exporter-bench-"));
   const config = join(dir, "exporter.yaml");
   await writeFile(config, BENCH_CONFIG);
-  const standin = await spawnJson(
-    [
-      "test/support/coder-standin.ts",
-      "--address",
-      "127.0.0.1:0",
-      "--workspaces",
-      String(workspaces),
-    ],
-    "coder stand-in listening",
-  );
-  let exporter: ChildProcess | undefined;
+  const pair = await startStandinAndExporter({
+    workspaces,
+    config,
+    exporterArgs: ["--scrape-timeout", "60s", "--max-body-bytes", "256MiB"],
+    env: { CODER_METRICS_EXPORTER_HASH_KEY: "bench-key", NODE_OPTIONS: nodeOptions },
+  });
   try {
-    const started = await spawnJson(
-      [
-        (await exporterEntry()).script,
-        "exporter",
-        "--upstream",
-        String(standin.line.url),
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        config,
-        "--scrape-timeout",
-        "60s",
-        "--max-body-bytes",
-        "256MiB",
-      ],
-      "listening",
-      { CODER_METRICS_EXPORTER_HASH_KEY: "bench-key", NODE_OPTIONS: nodeOptions },
-    );
-    exporter = started.child;
-    const url = `http://${String(started.line.address)}/metrics`;
     const latencies: number[] = [];
     for (let i = 0; i < requests; i++) {
       const t = performance.now();
-      const res = await fetch(url, { headers: { "accept-encoding": "gzip" } });
+      const res = await fetch(pair.url, { headers: { "accept-encoding": "gzip" } });
       await res.arrayBuffer();
       latencies.push(performance.now() - t);
     }
-    return { latencies, rssMb: await peakRssMb(exporter.pid!) };
+    return { latencies, rssMb: await peakRssMb(pair.exporter.pid!) };
   } finally {
-    exporter?.removeAllListeners("exit");
-    exporter?.kill("SIGTERM");
-    standin.child.removeAllListeners("exit");
-    standin.child.kill("SIGTERM");
+    pair.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -74,3 +74,62 @@ export async function peakRssMb(pid: number): Promise<number> {
     return Number.NaN;
   }
 }
+
+export interface ExporterPair {
+  /** The exporter's /metrics URL. */
+  url: string;
+  exporter: ChildProcess;
+  stop(): void;
+}
+
+/** The Coder stand-in for N workspaces and the real exporter in front of it, both on loopback. */
+export async function startStandinAndExporter(options: {
+  workspaces: number;
+  config: string;
+  exporterArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<ExporterPair> {
+  const standin = await spawnJson(
+    [
+      "test/support/coder-standin.ts",
+      "--address",
+      "127.0.0.1:0",
+      "--workspaces",
+      String(options.workspaces),
+    ],
+    "coder stand-in listening",
+  );
+  const stopStandin = () => {
+    standin.child.removeAllListeners("exit");
+    standin.child.kill("SIGTERM");
+  };
+  try {
+    const started = await spawnJson(
+      [
+        (await exporterEntry()).script,
+        "exporter",
+        "--upstream",
+        String(standin.line.url),
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        options.config,
+        ...(options.exporterArgs ?? []),
+      ],
+      "listening",
+      options.env,
+    );
+    return {
+      url: `http://${String(started.line.address)}/metrics`,
+      exporter: started.child,
+      stop: () => {
+        started.child.removeAllListeners("exit");
+        started.child.kill("SIGTERM");
+        stopStandin();
+      },
+    };
+  } catch (err) {
+    stopStandin();
+    throw err;
+  }
+}

@@ -2,11 +2,10 @@
 // real exporter in front of a 5,000-workspace Coder stand-in, for a bounded
 // time (SOAK_SECONDS, default 300). Prints latency p50/p99, errors, and the
 // exporter's RSS over time, so memory growth shows. Figures, no assertions.
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exporterEntry, spawnJson } from "./processes.ts";
+import { startStandinAndExporter } from "./processes.ts";
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 300);
 const scrapers = Number(process.env.SOAK_SCRAPERS ?? 20);
@@ -25,28 +24,14 @@ function percentile(sorted: number[], p: number): number {
 const dir = await mkdtemp(join(tmpdir(), "exporter-soak-"));
 const config = join(dir, "exporter.yaml");
 await writeFile(config, "presets: [drop_deprecated, per_template]\n");
-const standin = await spawnJson(
-  ["test/support/coder-standin.ts", "--address", "127.0.0.1:0", "--workspaces", String(workspaces)],
-  "coder stand-in listening",
-);
-let exporter: ChildProcess | undefined;
+const pair = await startStandinAndExporter({
+  workspaces,
+  config,
+  env: { NODE_OPTIONS: "--max-semi-space-size=16" },
+});
+const exporter = pair.exporter;
+const url = pair.url;
 try {
-  const started = await spawnJson(
-    [
-      (await exporterEntry()).script,
-      "exporter",
-      "--upstream",
-      String(standin.line.url),
-      "--listen",
-      "127.0.0.1:0",
-      "--config",
-      config,
-    ],
-    "listening",
-    { NODE_OPTIONS: "--max-semi-space-size=16" },
-  );
-  exporter = started.child;
-  const url = `http://${String(started.line.address)}/metrics`;
   console.log(
     `soak: ${scrapers} scrapers × 1/s for ${seconds}s against ${workspaces} workspaces (${url})`,
   );
@@ -56,7 +41,7 @@ try {
   const began = Date.now();
   const deadline = began + seconds * 1000;
   const sampler = setInterval(async () => {
-    rss.push([Math.round((Date.now() - began) / 1000), await rssMb(exporter!.pid!)]);
+    rss.push([Math.round((Date.now() - began) / 1000), await rssMb(exporter.pid!)]);
   }, 10_000);
   await Promise.all(
     Array.from({ length: scrapers }, async (_, i) => {
@@ -94,9 +79,6 @@ try {
   console.log(`  RSS over time      ${rss.map(([t, v]) => `${t}s:${v.toFixed(0)}`).join(" ")}`);
   console.log(`  growth first→last  ${(last - first).toFixed(0)} MB`);
 } finally {
-  exporter?.removeAllListeners("exit");
-  exporter?.kill("SIGTERM");
-  standin.child.removeAllListeners("exit");
-  standin.child.kill("SIGTERM");
+  pair.stop();
   await rm(dir, { recursive: true, force: true });
 }

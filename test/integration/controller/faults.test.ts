@@ -80,13 +80,21 @@ async function gone(read: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** A namespace with a running controller, a Coder Deployment and a Ready CoderMetrics. */
+async function wiredCoder(t: TestContext) {
+  const namespace = await freshNamespace(t, clients);
+  const controller = await startController(t, [namespace], {
+    kubeconfigPath: controlPlane.kubeconfigPath,
+  });
+  await createDeployment(namespace);
+  await clients.objects.create({ ...crRef(namespace), spec: {} });
+  await ready(namespace);
+  return { namespace, controller };
+}
+
 describe("controller under faults", { skip }, () => {
   test("the API server is killed and restarted: the controller reconnects and converges what changed meanwhile", async (t: TestContext) => {
-    const namespace = await freshNamespace(t, clients);
-    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace } = await wiredCoder(t);
 
     await controlPlane.apiserver.stop(0, "SIGKILL");
     await new Promise((r) => setTimeout(r, 2000)); // the controller's watches fail meanwhile
@@ -121,11 +129,7 @@ describe("controller under faults", { skip }, () => {
   });
 
   test("watch history compacted while the API server is down: the informers relist (410 Gone) and catch a deletion they missed", async (t) => {
-    const namespace = await freshNamespace(t, clients);
-    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace } = await wiredCoder(t);
 
     await controlPlane.apiserver.stop(0, "SIGKILL");
     await controlPlane.restartApiserver();
@@ -142,13 +146,7 @@ describe("controller under faults", { skip }, () => {
   });
 
   test("another writer edits the Deployment every 300 ms: both sets of fields survive, no hot loop", async (t) => {
-    const namespace = await freshNamespace(t, clients);
-    const controller = await startController(t, [namespace], {
-      kubeconfigPath: controlPlane.kubeconfigPath,
-    });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace, controller } = await wiredCoder(t);
     const writesBefore = await writeCount(controller);
     for (let i = 0; i < 20; i++) {
       await clients.apps.patchNamespacedDeployment(
@@ -188,11 +186,7 @@ describe("controller under faults", { skip }, () => {
   });
 
   test("Deployment deleted and recreated: it is configured again", async (t) => {
-    const namespace = await freshNamespace(t, clients);
-    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace } = await wiredCoder(t);
     await clients.apps.deleteNamespacedDeployment({ name: "coder", namespace });
     await eventually("the CR to notice", async () => {
       const cr = await clients.objects.read<Cr>(crRef(namespace));
@@ -209,11 +203,7 @@ describe("controller under faults", { skip }, () => {
   });
 
   test("CR deleted after its Deployment is already gone: the finalizer still completes", async (t) => {
-    const namespace = await freshNamespace(t, clients);
-    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace } = await wiredCoder(t);
     await clients.apps.deleteNamespacedDeployment({ name: "coder", namespace });
     await clients.objects.delete(crRef(namespace));
     await eventually("the CR to be gone", async () =>
@@ -227,11 +217,7 @@ describe("controller under faults", { skip }, () => {
   });
 
   test("namespace deleted: the finalizer does not block it", async (t) => {
-    const namespace = await freshNamespace(t, clients);
-    await startController(t, [namespace], { kubeconfigPath: controlPlane.kubeconfigPath });
-    await createDeployment(namespace);
-    await clients.objects.create({ ...crRef(namespace), spec: {} });
-    await ready(namespace);
+    const { namespace } = await wiredCoder(t);
     await clients.core.deleteNamespace({ name: namespace });
     await eventually(
       "the namespace to finish deleting",
