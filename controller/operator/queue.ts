@@ -11,7 +11,8 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Delayed adds, one per key: the sooner one wins. */
+  private readonly delayed = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
   private readonly baseDelayMs: number;
@@ -52,19 +53,18 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const existing = this.timers.get(key);
     const dueAt = Date.now() + delayMs;
+    const existing = this.delayed.get(key);
     if (existing !== undefined) {
-      if ((existing as NodeJS.Timeout & { dueAt?: number }).dueAt! <= dueAt) return;
-      clearTimeout(existing);
+      if (existing.dueAt <= dueAt) return;
+      clearTimeout(existing.timer);
     }
     const timer = setTimeout(() => {
-      this.timers.delete(key);
+      this.delayed.delete(key);
       this.add(key);
-    }, delayMs) as NodeJS.Timeout & { dueAt?: number };
-    timer.dueAt = dueAt;
+    }, delayMs);
     timer.unref();
-    this.timers.set(key, timer);
+    this.delayed.set(key, { timer, dueAt });
   }
 
   /** Re-queues a failed key with exponential backoff; returns the delay. */
@@ -107,8 +107,8 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }
 }

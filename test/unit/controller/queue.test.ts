@@ -52,4 +52,15 @@ describe("WorkQueue", () => {
     q.shutDown();
     assert.equal(await waiting, undefined);
   });
+
+  test("a sooner delayed add replaces a later one; a later one never postpones it", async () => {
+    const q = new WorkQueue();
+    q.addAfter("a", 60_000);
+    q.addAfter("a", 10);
+    q.addAfter("a", 60_000);
+    const started = Date.now();
+    assert.equal(await q.get(), "a");
+    assert.ok(Date.now() - started < 5_000, "delivered at the sooner time");
+    q.shutDown();
+  });
 });
