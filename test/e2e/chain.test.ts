@@ -16,7 +16,9 @@ import { after, before, describe, test } from "node:test";
 import type * as k8s from "@kubernetes/client-node";
 import type { V1Pod } from "@kubernetes/client-node";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
+import { createCoderDeployment } from "../support/coder-deployment.ts";
 import { eventually, freshNamespace, testClients } from "../support/kube.ts";
+import { type PrometheusApi, prometheusApi } from "../support/prometheus.ts";
 import {
   kubePrometheusStackPrometheus,
   type OperatedPrometheus,
@@ -24,11 +26,8 @@ import {
 } from "./operator.ts";
 import {
   type ControllerRelease,
-  coderDeployment,
   coderMetrics,
   installController,
-  type PrometheusApi,
-  prometheusApi,
   sampleNames,
   scrape,
   waitForCondition,
@@ -108,10 +107,7 @@ describe("kube-prometheus-stack discovers Coder through coder-metrics", () => {
     "selected ServiceMonitor: target up, transformed series in Prometheus, Discovered=True, doctor passes",
     withDiagnostics(async (t) => {
       const namespace = await freshNamespace(t, clients, "e2e-coder");
-      await clients.apps.createNamespacedDeployment({
-        namespace,
-        body: coderDeployment(namespace),
-      });
+      await createCoderDeployment(clients, namespace);
       await clients.objects.create(
         coderMetrics(namespace, {
           monitor: { labels: { release: "kube-prometheus-stack" }, interval: "5s" },
@@ -299,10 +295,7 @@ describe("kube-prometheus-stack discovers Coder through coder-metrics", () => {
     "ServiceMonitor without the release label: not scraped, Discovered=False NotSelected, doctor fails at that step",
     withDiagnostics(async (t) => {
       const namespace = await freshNamespace(t, clients, "e2e-unlabelled");
-      await clients.apps.createNamespacedDeployment({
-        namespace,
-        body: coderDeployment(namespace),
-      });
+      await createCoderDeployment(clients, namespace);
       await clients.objects.create(
         coderMetrics(namespace, { monitor: { interval: "5s" } }) as never,
       );

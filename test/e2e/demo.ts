@@ -22,6 +22,7 @@ import {
 import { join, resolve } from "node:path";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
 import { parseManifests } from "../support/helm.ts";
+import { createCoderDeployment } from "../support/coder-deployment.ts";
 import { eventually, testClients } from "../support/kube.ts";
 import {
   kubePrometheusStackPrometheus,
@@ -29,7 +30,7 @@ import {
   startOperatedPrometheus,
 } from "./operator.ts";
 import { type LocalStack, startLocalStack, step } from "./stack.ts";
-import { coderDeployment, installController, waitForCondition } from "./support.ts";
+import { installController, waitForCondition } from "./support.ts";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 const stateDir = join(repoRoot, ".cache/demo");
@@ -206,10 +207,7 @@ async function run(): Promise<number> {
       `Coder stand-in Deployment ${coderNamespace}/coder (labels of Coder's Helm chart)`,
       async () => {
         await clients.core.createNamespace({ body: { metadata: { name: coderNamespace } } });
-        await clients.apps.createNamespacedDeployment({
-          namespace: coderNamespace,
-          body: coderDeployment(coderNamespace),
-        });
+        await createCoderDeployment(clients, coderNamespace);
       },
     );
     await step("CoderMetrics from manifests/examples/kube-prometheus-stack.yaml", async () => {

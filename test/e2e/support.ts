@@ -5,47 +5,13 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { V1Deployment } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import type { Condition } from "../../controller/api/v1alpha1.ts";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
 import { chartDir, helmBinary, repoRoot } from "../support/helm.ts";
 import { eventually, type TestClients } from "../support/kube.ts";
-import type { ActiveTarget } from "../support/prometheus.ts";
 
 /** Labels Coder's Helm chart puts on its Deployment and pods. */
-export const coderLabels = {
-  "app.kubernetes.io/name": "coder",
-  "app.kubernetes.io/instance": "coder",
-  "app.kubernetes.io/part-of": "coder",
-};
-
-export function coderDeployment(namespace: string, name = "coder", replicas = 1): V1Deployment {
-  const selector = { "app.kubernetes.io/name": "coder", "app.kubernetes.io/instance": "coder" };
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace, labels: coderLabels },
-    spec: {
-      replicas,
-      selector: { matchLabels: selector },
-      template: {
-        metadata: { labels: coderLabels },
-        spec: {
-          containers: [
-            {
-              name: "coder",
-              image: "ghcr.io/coder/coder:v2.24.1",
-              env: [{ name: "CODER_HTTP_ADDRESS", value: "0.0.0.0:8080" }],
-              ports: [{ name: "http", containerPort: 8080, protocol: "TCP" }],
-            },
-          ],
-        },
-      },
-    },
-  };
-}
-
 export function coderMetrics(namespace: string, spec: Record<string, unknown>, name = "coder") {
   return {
     apiVersion: "coder-metrics.io/v1alpha1",
@@ -192,33 +158,6 @@ export function sampleNames(text: string): Set<string> {
     if (m) names.add(m[0]);
   }
   return names;
-}
-
-export interface PrometheusApi {
-  url: string;
-  targets(): Promise<ActiveTarget[]>;
-  query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
-}
-
-/** Prometheus's HTTP API at `url` (a real cluster's, through a port-forward). */
-export function prometheusApi(url: string): PrometheusApi {
-  const api = async <T>(path: string): Promise<T> => {
-    const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
-    const body = (await response.json()) as { status: string; data: T; error?: string };
-    if (body.status !== "success") throw new Error(`prometheus ${path}: ${body.error}`);
-    return body.data;
-  };
-  return {
-    url,
-    targets: async () =>
-      (await api<{ activeTargets: ActiveTarget[] }>("/api/v1/targets?state=active")).activeTargets,
-    query: async (expr) =>
-      (
-        await api<{ result: Array<{ metric: Record<string, string>; value: [number, string] }> }>(
-          `/api/v1/query?query=${encodeURIComponent(expr)}`,
-        )
-      ).result,
-  };
 }
 
 function tail(path: string, lines: number): string {

@@ -1,7 +1,8 @@
 // A Deployment shaped like the one Coder's Helm chart renders, for unit tests
 // (the pure builder) and integration tests (created in the test cluster, by
 // default under the "helm" field manager, as a Helm release would).
-import type { V1Deployment, V1EnvVar } from "@kubernetes/client-node";
+import * as k8s from "@kubernetes/client-node";
+import type { V1Container, V1Deployment, V1EnvVar } from "@kubernetes/client-node";
 import type { TestClients } from "./kube.ts";
 
 export const coderLabels = {
@@ -12,22 +13,28 @@ export const coderLabels = {
 export interface CoderDeploymentOptions {
   name?: string;
   namespace?: string;
-  /** Deployment, selector and pod labels (default: Coder's chart's). */
+  /** The selector's labels, also on the Deployment and its pods (default: Coder's chart's). */
   labels?: Record<string, string>;
+  /** Labels on the Deployment and its pods beyond the selector (default: part-of=coder, as the chart sets). */
+  extraLabels?: Record<string, string>;
   /** Extra env on the coder container, after the chart's CODER_HTTP_ADDRESS. */
   env?: V1EnvVar[];
   replicas?: number;
 }
 
 export function coderDeployment(options: CoderDeploymentOptions = {}): V1Deployment {
-  const labels = options.labels ?? coderLabels;
+  const selector = options.labels ?? coderLabels;
+  const labels = {
+    ...selector,
+    ...(options.extraLabels ?? { "app.kubernetes.io/part-of": "coder" }),
+  };
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
     metadata: { name: options.name ?? "coder", namespace: options.namespace ?? "coder", labels },
     spec: {
       ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
-      selector: { matchLabels: labels },
+      selector: { matchLabels: selector },
       template: {
         metadata: { labels },
         spec: {
@@ -55,4 +62,25 @@ export async function createCoderDeployment(
     fieldManager: options.fieldManager ?? "helm",
     body: coderDeployment({ ...options, namespace }),
   });
+}
+
+/**
+ * Another writer changes one container of the Deployment (a strategic merge
+ * patch under its own field manager): `helm upgrade` of Coder, or `kubectl edit`.
+ */
+export async function patchContainer(
+  clients: TestClients,
+  namespace: string,
+  container: Partial<V1Container> & { name: string },
+  options: { deployment?: string; fieldManager?: string } = {},
+): Promise<void> {
+  await clients.apps.patchNamespacedDeployment(
+    {
+      name: options.deployment ?? "coder",
+      namespace,
+      fieldManager: options.fieldManager ?? "helm",
+      body: { spec: { template: { spec: { containers: [container] } } } },
+    },
+    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
+  );
 }

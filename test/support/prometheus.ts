@@ -49,13 +49,37 @@ export interface ActiveTarget {
   lastError: string;
 }
 
-export interface RunningPrometheus {
+export interface PrometheusApi {
   url: string;
-  dir: string;
-  process: ManagedProcess;
   targets(): Promise<ActiveTarget[]>;
   /** An instant query; the result vector. */
   query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+}
+
+/** Prometheus's HTTP API at `url`: one we started, or a real cluster's through a port-forward. */
+export function prometheusApi(url: string): PrometheusApi {
+  const api = async <T>(path: string): Promise<T> => {
+    const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
+    const body = (await response.json()) as { status: string; data: T; error?: string };
+    if (body.status !== "success") throw new Error(`prometheus ${path}: ${body.error}`);
+    return body.data;
+  };
+  return {
+    url,
+    targets: async () =>
+      (await api<{ activeTargets: ActiveTarget[] }>("/api/v1/targets?state=active")).activeTargets,
+    query: async (expr) =>
+      (
+        await api<{ result: Array<{ metric: Record<string, string>; value: [number, string] }> }>(
+          `/api/v1/query?query=${encodeURIComponent(expr)}`,
+        )
+      ).result,
+  };
+}
+
+export interface RunningPrometheus extends PrometheusApi {
+  dir: string;
+  process: ManagedProcess;
   stop(): Promise<void>;
 }
 
@@ -81,24 +105,10 @@ export async function startPrometheus(config: Record<string, unknown>): Promise<
     },
     { timeoutMs: 60_000 },
   );
-  const api = async <T>(path: string): Promise<T> => {
-    const response = await fetch(`${url}${path}`);
-    const body = (await response.json()) as { status: string; data: T; error?: string };
-    if (body.status !== "success") throw new Error(`prometheus ${path}: ${body.error}`);
-    return body.data;
-  };
   return {
-    url,
+    ...prometheusApi(url),
     dir,
     process,
-    targets: async () =>
-      (await api<{ activeTargets: ActiveTarget[] }>("/api/v1/targets?state=active")).activeTargets,
-    query: async (expr) =>
-      (
-        await api<{ result: Array<{ metric: Record<string, string>; value: [number, string] }> }>(
-          `/api/v1/query?query=${encodeURIComponent(expr)}`,
-        )
-      ).result,
     stop: async () => {
       await process.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { type ControlPlane, freePort, startControlPlane } from "../../cluster/control-plane.ts";
-import { createCoderDeployment } from "../../support/coder-deployment.ts";
+import { createCoderDeployment, patchContainer } from "../../support/coder-deployment.ts";
 import { startController, writeCount } from "../../support/controller.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { eventually, freshNamespace, type TestClients, testClients } from "../../support/kube.ts";
@@ -149,25 +149,10 @@ describe("controller under faults", { skip }, () => {
     const { namespace, controller } = await wiredCoder(t);
     const writesBefore = await writeCount(controller);
     for (let i = 0; i < 20; i++) {
-      await clients.apps.patchNamespacedDeployment(
-        {
-          name: "coder",
-          namespace,
-          fieldManager: "helm",
-          body: {
-            spec: {
-              template: {
-                spec: {
-                  containers: [
-                    { name: "coder", env: [{ name: "CODER_VERBOSE", value: String(i % 2 === 0) }] },
-                  ],
-                },
-              },
-            },
-          },
-        },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
-      );
+      await patchContainer(clients, namespace, {
+        name: "coder",
+        env: [{ name: "CODER_VERBOSE", value: String(i % 2 === 0) }],
+      });
       await new Promise((r) => setTimeout(r, 300));
     }
     await new Promise((r) => setTimeout(r, 1000));

@@ -6,7 +6,11 @@ import { before, describe, test, type TestContext } from "node:test";
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import type { CoderMetrics } from "../../../controller/api/v1alpha1.ts";
-import { coderLabels, createCoderDeployment } from "../../support/coder-deployment.ts";
+import {
+  coderLabels,
+  createCoderDeployment,
+  patchContainer,
+} from "../../support/coder-deployment.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import {
   resyncAndSettle,
@@ -207,20 +211,11 @@ describe("CoderMetrics reconcile", () => {
     });
 
     // Someone edits the injected sidecar's image.
-    await clients.apps.patchNamespacedDeployment(
-      {
-        name: "coder",
-        namespace,
-        fieldManager: "kubectl-edit",
-        body: {
-          spec: {
-            template: {
-              spec: { containers: [{ name: "coder-metrics-exporter", image: "busybox" }] },
-            },
-          },
-        },
-      },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
+    await patchContainer(
+      clients,
+      namespace,
+      { name: "coder-metrics-exporter", image: "busybox" },
+      { fieldManager: "kubectl-edit" },
     );
     await eventually("the sidecar image to be healed", async () => {
       const { exporter } = await coderd(namespace);
@@ -228,29 +223,11 @@ describe("CoderMetrics reconcile", () => {
     });
 
     // "helm upgrade" of Coder: a new image and a new env var, by the helm field manager.
-    await clients.apps.patchNamespacedDeployment(
-      {
-        name: "coder",
-        namespace,
-        fieldManager: "helm",
-        body: {
-          spec: {
-            template: {
-              spec: {
-                containers: [
-                  {
-                    name: "coder",
-                    image: "ghcr.io/coder/coder:v2.21.0",
-                    env: [{ name: "CODER_VERBOSE", value: "true" }],
-                  },
-                ],
-              },
-            },
-          },
-        },
-      },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
-    );
+    await patchContainer(clients, namespace, {
+      name: "coder",
+      image: "ghcr.io/coder/coder:v2.21.0",
+      env: [{ name: "CODER_VERBOSE", value: "true" }],
+    });
     // Give the controller its chance to (wrongly) undo it.
     await new Promise((r) => setTimeout(r, 1500));
     const { coder, exporter } = await coderd(namespace);

@@ -1,31 +1,19 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { V1Container, V1EnvVar } from "@kubernetes/client-node";
+import type { V1Container } from "@kubernetes/client-node";
 import { parseCoderAddress, upstreamUrl } from "../../../controller/desired/coder-address.ts";
-import { planCoderd, releaseCoderd } from "../../../controller/desired/coderd.ts";
+import { releaseCoderd } from "../../../controller/desired/coderd.ts";
 import { coderDeployment } from "../../support/coder-deployment.ts";
-import { coderMetrics } from "./fixtures.ts";
+import { planFor } from "./fixtures.ts";
 
-function plan(specPatch: unknown, env: V1EnvVar[] = [], owned: string[] = []) {
-  const cr = coderMetrics(specPatch);
-  return planCoderd({
-    cr,
-    spec: cr.spec,
-    deployment: coderDeployment({ env }),
-    ownedEnv: new Set(owned),
-    exporterImage: "ghcr.io/example/coder-metrics:1.0.0",
-    exporterConfigMap: "coder-exporter-config",
-  });
-}
-
-function containers(p: ReturnType<typeof plan>): V1Container[] {
+function containers(p: ReturnType<typeof planFor>): V1Container[] {
   assert.ok(p.ok, `plan failed: ${p.ok ? "" : p.message}`);
   return p.apply.spec?.template.spec?.containers ?? [];
 }
 
 describe("planCoderd", () => {
   test("sets the Prometheus env on coderd and adds the exporter with its config volume", () => {
-    const p = plan({});
+    const p = planFor({});
     const [coderd, exporter] = containers(p);
     assert.deepEqual(coderd, {
       name: "coder",
@@ -54,7 +42,7 @@ describe("planCoderd", () => {
   });
 
   test("configured pods are labelled, so the Service selects only them during a rollout", () => {
-    const p = plan({});
+    const p = planFor({});
     assert.ok(p.ok);
     assert.deepEqual(p.apply.spec?.template.metadata?.labels, {
       "coder-metrics.io/instance": "coder",
@@ -67,7 +55,7 @@ describe("planCoderd", () => {
   });
 
   test("only the fields we own are in the apply (no image, no other env)", () => {
-    const [coderd] = containers(plan({}));
+    const [coderd] = containers(planFor({}));
     assert.deepEqual(Object.keys(coderd ?? {}).sort(), ["env", "name"]);
     assert.equal(
       coderd?.env?.some((e) => e.name === "CODER_HTTP_ADDRESS"),
@@ -76,7 +64,7 @@ describe("planCoderd", () => {
   });
 
   test("the exporter sidecar passes the restricted Pod Security Standard on its own", () => {
-    const [, exporter] = containers(plan({}));
+    const [, exporter] = containers(planFor({}));
     const sc = exporter?.securityContext;
     assert.equal(sc?.runAsNonRoot, true);
     assert.equal(sc?.allowPrivilegeEscalation, false);
@@ -87,7 +75,7 @@ describe("planCoderd", () => {
 
   test("optional Coder settings map to their env vars", () => {
     const [coderd] = containers(
-      plan({
+      planFor({
         coder: {
           collectAgentStats: true,
           collectDBMetrics: false,
@@ -103,7 +91,7 @@ describe("planCoderd", () => {
   });
 
   test("Respect: a user's own address is kept and used for the exporter's upstream", () => {
-    const p = plan({}, [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:9999" }]);
+    const p = planFor({}, [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:9999" }]);
     const [coderd, exporter] = containers(p);
     assert.deepEqual(
       coderd?.env?.map((e) => e.name),
@@ -117,7 +105,7 @@ describe("planCoderd", () => {
 
   test("Respect: an env var we already own is ours to change, not the user's", () => {
     const [coderd] = containers(
-      plan(
+      planFor(
         { coder: { address: "0.0.0.0:2200" } },
         [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:2112" }],
         ["CODER_PROMETHEUS_ADDRESS"],
@@ -127,14 +115,14 @@ describe("planCoderd", () => {
   });
 
   test("Respect: a user who disabled Prometheus gets nothing injected and a reason", () => {
-    const p = plan({}, [{ name: "CODER_PROMETHEUS_ENABLE", value: "false" }]);
+    const p = planFor({}, [{ name: "CODER_PROMETHEUS_ENABLE", value: "false" }]);
     assert.equal(p.ok, false);
     assert.equal(!p.ok && p.reason, "PrometheusDisabledByUser");
   });
 
   test("Override: our values replace the user's", () => {
     const [coderd] = containers(
-      plan({ coder: { existingSettings: "Override" } }, [
+      planFor({ coder: { existingSettings: "Override" } }, [
         { name: "CODER_PROMETHEUS_ENABLE", value: "false" },
       ]),
     );
@@ -142,20 +130,20 @@ describe("planCoderd", () => {
   });
 
   test("a missing coderd container is reported with the containers that exist", () => {
-    const p = plan({ coderContainer: "coderd" });
+    const p = planFor({ coderContainer: "coderd" });
     assert.equal(p.ok, false);
     assert.match(p.ok ? "" : p.message, /no container "coderd" \(containers: coder\)/);
   });
 
   test("exporter disabled: no sidecar, no volume", () => {
-    const p = plan({ exporter: { enabled: false }, monitor: { target: "Coderd" } });
+    const p = planFor({ exporter: { enabled: false }, monitor: { target: "Coderd" } });
     assert.equal(containers(p).length, 1);
     assert.ok(p.ok);
     assert.equal(p.apply.spec?.template.spec?.volumes, undefined);
   });
 
   test("a PII hash key Secret is mounted and passed by file", () => {
-    const p = plan({
+    const p = planFor({
       exporter: {
         config: { pii: { hashLabels: ["username"], hashKeySecretRef: { name: "k", key: "hash" } } },
       },

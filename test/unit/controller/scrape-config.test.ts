@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { planCoderd } from "../../../controller/desired/coderd.ts";
 import {
   kubernetesScrapeJob,
   scrapePortName,
   staticScrapeJob,
 } from "../../../controller/desired/scrape-config.ts";
 import { desiredService } from "../../../controller/desired/service.ts";
-import { coderDeployment } from "../../support/coder-deployment.ts";
-import { coderMetrics } from "./fixtures.ts";
+import { coderMetrics, planFor } from "./fixtures.ts";
 
 const podSelector = { "app.kubernetes.io/name": "coder" };
 
@@ -70,18 +68,10 @@ describe("prometheus.io annotations", () => {
   });
 
   test("on coderd's pod template, pointing at coderd when the exporter is off", () => {
-    const cr = coderMetrics({
+    const plan = planFor({
       prometheusAnnotations: { pods: true },
       exporter: { enabled: false },
       monitor: { target: "Coderd" },
-    });
-    const plan = planCoderd({
-      cr,
-      spec: cr.spec,
-      deployment: coderDeployment(),
-      ownedEnv: new Set(),
-      exporterImage: "i",
-      exporterConfigMap: "c",
     });
     assert.ok(plan.ok);
     assert.deepEqual(plan.apply.spec?.template.metadata?.annotations, {
@@ -92,14 +82,7 @@ describe("prometheus.io annotations", () => {
 
   test("off by default: no annotations; the pod template carries only the instance label", () => {
     const cr = coderMetrics();
-    const plan = planCoderd({
-      cr,
-      spec: cr.spec,
-      deployment: coderDeployment(),
-      ownedEnv: new Set(),
-      exporterImage: "i",
-      exporterConfigMap: "c",
-    });
+    const plan = planFor();
     assert.ok(plan.ok);
     assert.deepEqual(plan.apply.spec?.template.metadata, {
       labels: { "coder-metrics.io/instance": "coder" },
