@@ -79,7 +79,7 @@ test-integration: setup system-deps kube-binaries helm-binary prometheus-binary 
 test-chart: setup helm-binary system-deps ## Only the chart's unit tests: render, values schema, alerts (promtool), manifests drift
 	$(NODE_TEST) 'test/unit/chart/*.test.ts'
 
-bench: setup ## Exporter benchmarks (figures and ratios, no assertions)
+bench: build ## Exporter benchmarks (figures and ratios, no assertions)
 	node --expose-gc test/bench/exporter.bench.ts
 
 bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CRs in 500 namespaces (BENCH_CRS=N to change)

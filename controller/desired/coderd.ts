@@ -11,6 +11,7 @@
 import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from "@kubernetes/client-node";
 import type { CoderMetrics, CoderMetricsSpec } from "../api/v1alpha1.ts";
 import { type CoderAddress, parseCoderAddress, upstreamUrl } from "./coder-address.ts";
+import { exporterNodeOptions } from "./exporter-heap.ts";
 import { scrapeAnnotations } from "./service.ts";
 import {
   exporterConfigDir,
@@ -97,6 +98,12 @@ export function exporterContainer(
       `--listen=0.0.0.0:${port}`,
       `--config=${exporterConfigDir}/${exporterConfigKey}`,
       ...(hashKey ? [`--hash-key-file=${hashKeyDir}/key`] : []),
+    ],
+    env: [
+      {
+        name: "NODE_OPTIONS",
+        value: exporterNodeOptions(spec.exporter.resources?.limits?.memory),
+      },
     ],
     ports: [{ name: exporterPortName, containerPort: port, protocol: "TCP" }],
     resources: spec.exporter.resources as V1Container["resources"],

@@ -7,11 +7,17 @@
 //   - summary (sum only): `_sum` and `_count` summed; quantiles cannot be
 //     aggregated and are left out.
 // Timestamps are not carried over. Input samples are not modified.
+//
+// Series are fed one at a time, either as Samples or as a relabel template
+// over scanned label text (relabel-template.ts). Groups are found by a hash of
+// the kept label values checked against the group's values, so a series that
+// joins an existing group costs no string at all.
 import type { AggregateOp, AggregateRule } from "./config.ts";
+import { HASH_SEED, hashString, type LabelScan } from "./label-scan.ts";
 import { type Family, Sample } from "./model.ts";
 import { parseGoFloat } from "./parse.ts";
-
-const SEP = "\xff";
+import { detach } from "./regex.ts";
+import { hashOutput, outputEquals, outputValue, type RelabelTemplate } from "./relabel-template.ts";
 
 /** Result of aggregating one family; `family` is undefined when the op does not apply to its type. */
 export interface AggregateResult {
@@ -19,82 +25,329 @@ export interface AggregateResult {
   unsupported: boolean;
 }
 
+/** The family fields an aggregation keeps (everything but the samples). */
+export type FamilyHead = Omit<Family, "samples">;
+
 /**
- * What a rule keeps of one label-name layout ("shape"): indexes of kept values
- * in the flat label array, in output order and in name order (for the key).
- * Samples of a family nearly always share one layout, so the shape of the
- * previous sample is reused and each sample costs one key concatenation.
+ * What the rule keeps of one label-name layout: positions of kept labels in
+ * output order and in name order (the group identity), and where `le` is.
  */
-interface Shape {
-  names: string[];
+interface KeyPlan {
   kept: number[];
   sorted: number[];
+  /** Kept names in name order, joined: part of a group's identity. */
   namesKey: string;
+  namesHash: number;
+  /** Position of the bucket bound (`le`, histograms only), -1 when absent. */
+  le: number;
 }
 
-class Shapes {
+interface Group {
+  /** Sample name (counters/gauges: part of the identity; "" otherwise). */
+  name: string;
+  namesKey: string;
+  /** Kept values in name order. */
+  values: string[];
+  /** Kept label pairs in output order. */
+  pairs: string[];
+  hash: number;
+  next: Group | undefined;
+  value: number;
+  buckets: Map<number, { le: string; value: number }> | undefined;
+  sum: number;
+  count: number;
+  hasSum: boolean;
+  hasCount: boolean;
+}
+
+/** Whether `rule` can aggregate a family of this type. */
+export function aggregateSupported(type: Family["type"], rule: AggregateRule): boolean {
+  return (type !== "histogram" && type !== "summary") || rule.op === "sum";
+}
+
+/** Accumulates the series of one family; result() gives the aggregated family. */
+export class Aggregator {
+  readonly head: FamilyHead;
   readonly #rule: AggregateRule;
+  readonly #kind: "plain" | "histogram" | "summary";
   readonly #extra: string | undefined;
-  /** Recently seen shapes, most recent first (histograms alternate bucket/sum/count). */
-  readonly #recent: Shape[] = [];
-  #cur: Shape = { names: [], kept: [], sorted: [], namesKey: "" };
+  readonly #bucketName: string;
+  readonly #sumName: string;
+  readonly #countName: string;
+  readonly #groups: Group[] = [];
+  readonly #index = new Map<number, Group>();
+  /** Plans by label-name layout (samples) or by template (scanned series). */
+  readonly #plansByNames = new Map<string, KeyPlan>();
+  readonly #plansByTemplate = new Map<RelabelTemplate, KeyPlan>();
+  #lastNames: string[] = [];
+  #lastPlan: KeyPlan | undefined;
+  #lastLe = "";
+  #lastBound: number | undefined;
+  /** Series fed in. */
+  count = 0;
 
-  constructor(rule: AggregateRule, extra: string | undefined) {
+  /** The rule must support the family's type (aggregateSupported). */
+  constructor(head: FamilyHead, rule: AggregateRule) {
+    this.head = head;
     this.#rule = rule;
-    this.#extra = extra;
+    this.#kind =
+      head.type === "histogram" ? "histogram" : head.type === "summary" ? "summary" : "plain";
+    this.#extra =
+      this.#kind === "histogram" ? "le" : this.#kind === "summary" ? "quantile" : undefined;
+    this.#bucketName = `${head.name}_bucket`;
+    this.#sumName = `${head.name}_sum`;
+    this.#countName = `${head.name}_count`;
   }
 
-  static #same(n: string[], l: string[]): boolean {
-    if (n.length * 2 !== l.length) return false;
-    for (let i = 0; i < n.length; i++) if (n[i] !== l[2 * i]) return false;
-    return true;
+  /**
+   * Adds an aggregate of some series made by this same rule (from result()):
+   * like addSample, except that a `count` adds the partial count.
+   */
+  addPartial(s: Sample): void {
+    this.addSample(s, true);
   }
 
-  #find(l: string[]): Shape {
-    if (Shapes.#same(this.#cur.names, l)) return this.#cur;
-    for (const sh of this.#recent) if (Shapes.#same(sh.names, l)) return sh;
-    const sh = this.#learn(l);
-    this.#recent.unshift(sh);
-    if (this.#recent.length > 4) this.#recent.pop();
-    return sh;
+  /** Adds a series given as a Sample. */
+  addSample(s: Sample, partial = false): void {
+    this.count++;
+    const name = s.name;
+    if (this.#kind === "summary" && name !== this.#sumName && name !== this.#countName) return;
+    const l = s.labels;
+    const plan = this.#planForLabels(l);
+    let h = this.#kind === "plain" ? hashString(HASH_SEED, name) : HASH_SEED;
+    h ^= plan.namesHash;
+    for (const i of plan.sorted) h = hashString(h, l[i + 1]!);
+    let g = this.#index.get(h);
+    for (; g !== undefined; g = g.next) {
+      if (!this.#sameHead(g, name, plan)) continue;
+      let same = true;
+      for (let k = 0; k < plan.sorted.length; k++) {
+        if (g.values[k] !== l[plan.sorted[k]! + 1]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) break;
+    }
+    if (g === undefined) {
+      const values = plan.sorted.map((i) => l[i + 1]!);
+      const pairs: string[] = [];
+      for (const i of plan.kept) pairs.push(l[i]!, l[i + 1]!);
+      g = this.#newGroup(h, name, plan, values, pairs, s.value);
+      if (partial && this.#rule.op === "count") g.value = s.value;
+    } else if (partial && this.#rule.op === "count") {
+      g.value += s.value;
+    } else {
+      this.#combine(g, name, s.value);
+    }
+    if (this.#kind === "histogram")
+      this.#histogram(g, name, s.value, plan.le < 0 ? "" : l[plan.le + 1]!);
   }
 
-  #learn(l: string[]): Shape {
-    const names: string[] = [];
-    for (let i = 0; i < l.length; i += 2) names.push(l[i]!);
-    const kept: number[] = [];
+  /** Adds a series given as a relabel template over the labels `scan` holds. */
+  addScanned(name: string, value: number, t: RelabelTemplate, scan: LabelScan): void {
+    this.count++;
+    if (this.#kind === "summary" && name !== this.#sumName && name !== this.#countName) return;
+    let plan = this.#plansByTemplate.get(t);
+    if (plan === undefined) {
+      plan = this.#plan(t.names);
+      this.#plansByTemplate.set(t, plan);
+    }
+    let h = this.#kind === "plain" ? hashString(HASH_SEED, name) : HASH_SEED;
+    h ^= plan.namesHash;
+    for (const p of plan.sorted) h = hashOutput(h, t, p, scan);
+    let g = this.#index.get(h);
+    for (; g !== undefined; g = g.next) {
+      if (!this.#sameHead(g, name, plan)) continue;
+      let same = true;
+      for (let k = 0; k < plan.sorted.length; k++) {
+        if (!outputEquals(t, plan.sorted[k]!, scan, g.values[k]!)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) break;
+    }
+    if (g === undefined) {
+      const values = plan.sorted.map((p) => outputValue(t, p, scan));
+      const pairs: string[] = [];
+      for (const p of plan.kept) pairs.push(t.names[p]!, outputValue(t, p, scan));
+      g = this.#newGroup(h, name, plan, values, pairs, value);
+    } else {
+      this.#combine(g, name, value);
+    }
+    if (this.#kind === "histogram" && name === this.#bucketName) {
+      // Bucket bounds repeat from series to series: parse each text once.
+      let bound: number | undefined;
+      let le = "";
+      if (plan.le >= 0) {
+        if (outputEquals(t, plan.le, scan, this.#lastLe)) {
+          le = this.#lastLe;
+          bound = this.#lastBound;
+        } else {
+          le = outputValue(t, plan.le, scan);
+          bound = parseGoFloat(le);
+          this.#lastLe = le;
+          this.#lastBound = bound;
+        }
+      }
+      this.#bucket(g, le, bound, value);
+    } else if (this.#kind === "histogram") {
+      this.#histogram(g, name, value, "");
+    }
+  }
+
+  /** The aggregated family (groups in order of first appearance). */
+  result(): Family {
+    const samples: Sample[] = [];
+    const head = this.head;
+    if (this.#kind === "plain") {
+      for (const g of this.#groups) samples.push(new Sample(g.name, g.pairs, g.value));
+      const type = this.#rule.op === "count" ? "gauge" : head.type;
+      return { ...head, type, typed: head.typed || type !== head.type, samples };
+    }
+    for (const g of this.#groups) {
+      if (g.buckets !== undefined) {
+        const bounds = [...g.buckets.keys()].sort((a, b) => a - b);
+        for (const bound of bounds) {
+          const b = g.buckets.get(bound)!;
+          samples.push(new Sample(this.#bucketName, [...g.pairs, "le", b.le], b.value));
+        }
+      }
+      if (g.hasSum) samples.push(new Sample(this.#sumName, g.pairs.slice(), g.sum));
+      if (g.hasCount) samples.push(new Sample(this.#countName, g.pairs.slice(), g.count));
+    }
+    return { ...head, samples };
+  }
+
+  #sameHead(g: Group, name: string, plan: KeyPlan): boolean {
+    return (this.#kind !== "plain" || g.name === name) && g.namesKey === plan.namesKey;
+  }
+
+  #newGroup(
+    hash: number,
+    name: string,
+    plan: KeyPlan,
+    values: string[],
+    pairs: string[],
+    value: number,
+  ): Group {
+    // Groups outlive the piece of payload their strings were cut from.
+    for (let i = 0; i < values.length; i++) values[i] = detach(values[i]!);
+    for (let i = 1; i < pairs.length; i += 2) pairs[i] = detach(pairs[i]!);
+    const g: Group = {
+      name: this.#kind === "plain" ? detach(name) : "",
+      namesKey: plan.namesKey,
+      values,
+      pairs,
+      hash,
+      next: this.#index.get(hash),
+      value: this.#rule.op === "count" ? 1 : value,
+      buckets: this.#kind === "histogram" ? new Map() : undefined,
+      sum: 0,
+      count: 0,
+      hasSum: false,
+      hasCount: false,
+    };
+    this.#index.set(hash, g);
+    this.#groups.push(g);
+    if (this.#kind === "summary") this.#summary(g, name, value);
+    return g;
+  }
+
+  #combine(g: Group, name: string, v: number): void {
+    if (this.#kind === "plain") g.value = combine(this.#rule.op, g.value, v);
+    else if (this.#kind === "summary") this.#summary(g, name, v);
+  }
+
+  #summary(g: Group, name: string, v: number): void {
+    if (name === this.#sumName) {
+      g.sum += v;
+      g.hasSum = true;
+    } else if (name === this.#countName) {
+      g.count += v;
+      g.hasCount = true;
+    }
+  }
+
+  #histogram(g: Group, name: string, v: number, le: string): void {
+    if (name === this.#bucketName) this.#bucket(g, le, parseGoFloat(le), v);
+    else if (name === this.#sumName) {
+      g.sum += v;
+      g.hasSum = true;
+    } else if (name === this.#countName) {
+      g.count += v;
+      g.hasCount = true;
+    }
+  }
+
+  #bucket(g: Group, le: string, bound: number | undefined, v: number): void {
+    if (bound === undefined) return; // a bucket without a numeric le has no place in a sum
+    const b = g.buckets!.get(bound);
+    if (b === undefined) g.buckets!.set(bound, { le, value: v });
+    else b.value += v;
+  }
+
+  #planForLabels(l: readonly string[]): KeyPlan {
+    const names = this.#lastNames;
+    if (this.#lastPlan !== undefined && names.length * 2 === l.length) {
+      let same = true;
+      for (let i = 0; i < names.length; i++) {
+        if (names[i] !== l[2 * i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#lastPlan;
+    }
+    const next: string[] = [];
+    for (let i = 0; i < l.length; i += 2) next.push(l[i]!);
+    const key = next.join(",");
+    let plan = this.#plansByNames.get(key);
+    if (plan === undefined) {
+      plan = this.#plan(next);
+      // Sample plans index the flat [name, value, …] array.
+      plan = {
+        ...plan,
+        kept: plan.kept.map((p) => 2 * p),
+        sorted: plan.sorted.map((p) => 2 * p),
+        le: plan.le < 0 ? -1 : 2 * plan.le,
+      };
+      this.#plansByNames.set(key, plan);
+    }
+    this.#lastNames = next;
+    this.#lastPlan = plan;
+    return plan;
+  }
+
+  /** Which of these output label names the rule keeps (positions in `names`). */
+  #plan(names: readonly string[]): KeyPlan {
     const rule = this.#rule;
+    const kept: number[] = [];
     if (rule.by !== undefined) {
       for (const name of rule.by) {
         if (name === this.#extra) continue;
         const i = names.indexOf(name);
-        if (i >= 0) kept.push(2 * i);
+        if (i >= 0) kept.push(i);
       }
     } else {
       const without = rule.without ?? [];
       for (let i = 0; i < names.length; i++) {
         const name = names[i]!;
-        if (name !== this.#extra && !without.includes(name)) kept.push(2 * i);
+        if (name !== this.#extra && !without.includes(name)) kept.push(i);
       }
     }
-    const sorted = [...kept].sort((a, b) => (l[a]! < l[b]! ? -1 : l[a]! > l[b]! ? 1 : 0));
-    return { names, kept, sorted, namesKey: sorted.map((i) => l[i]).join(SEP) };
-  }
-
-  /** The group key of a sample's labels. */
-  key(l: string[]): string {
-    const sh = this.#find(l);
-    this.#cur = sh;
-    let k = sh.namesKey;
-    for (const i of sh.sorted) k += SEP + l[i + 1]!;
-    return k;
-  }
-
-  /** The kept label pairs of the sample last passed to key(). */
-  pairs(l: string[]): string[] {
-    const out: string[] = [];
-    for (const i of this.#cur.kept) out.push(l[i]!, l[i + 1]!);
-    return out;
+    const sorted = [...kept].sort((a, b) =>
+      names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0,
+    );
+    const namesKey = sorted.map((i) => names[i]).join(",");
+    return {
+      kept,
+      sorted,
+      namesKey,
+      namesHash: hashString(HASH_SEED, namesKey),
+      le: this.#kind === "histogram" ? names.lastIndexOf("le") : -1,
+    };
   }
 }
 
@@ -111,123 +364,10 @@ function combine(op: AggregateOp, acc: number, v: number): number {
   }
 }
 
+/** Aggregates a whole family at once. */
 export function aggregateFamily(f: Family, rule: AggregateRule): AggregateResult {
-  if (f.type === "histogram" || f.type === "summary") {
-    if (rule.op !== "sum") return { family: undefined, unsupported: true };
-    return {
-      family: f.type === "histogram" ? sumHistogram(f, rule) : sumSummary(f, rule),
-      unsupported: false,
-    };
-  }
-  const groups = new Map<string, Sample>();
-  const shapes = new Shapes(rule, undefined);
-  for (const s of f.samples) {
-    const l = s.labels;
-    const key = `${s.name}${SEP}${shapes.key(l)}`;
-    const g = groups.get(key);
-    if (g === undefined) {
-      groups.set(key, new Sample(s.name, shapes.pairs(l), rule.op === "count" ? 1 : s.value));
-    } else {
-      g.value = combine(rule.op, g.value, s.value);
-    }
-  }
-  const type = rule.op === "count" ? "gauge" : f.type;
-  return {
-    family: { ...f, type, typed: f.typed || type !== f.type, samples: [...groups.values()] },
-    unsupported: false,
-  };
-}
-
-interface HistogramGroup {
-  labels: string[];
-  buckets: Map<number, { le: string; value: number }>;
-  sum: number;
-  count: number;
-  hasSum: boolean;
-  hasCount: boolean;
-}
-
-function sumHistogram(f: Family, rule: AggregateRule): Family {
-  const groups = new Map<string, HistogramGroup>();
-  const bucketName = `${f.name}_bucket`;
-  const sumName = `${f.name}_sum`;
-  const countName = `${f.name}_count`;
-  const shapes = new Shapes(rule, "le");
-  for (const s of f.samples) {
-    const l = s.labels;
-    const key = shapes.key(l);
-    let g = groups.get(key);
-    if (g === undefined) {
-      g = {
-        labels: shapes.pairs(l),
-        buckets: new Map(),
-        sum: 0,
-        count: 0,
-        hasSum: false,
-        hasCount: false,
-      };
-      groups.set(key, g);
-    }
-    if (s.name === bucketName) {
-      let le = "";
-      for (let i = l.length - 2; i >= 0; i -= 2) {
-        if (l[i] === "le") {
-          le = l[i + 1]!;
-          break;
-        }
-      }
-      const bound = parseGoFloat(le);
-      if (bound === undefined) continue; // a bucket without a numeric le has no place in a sum
-      const b = g.buckets.get(bound);
-      if (b === undefined) g.buckets.set(bound, { le, value: s.value });
-      else b.value += s.value;
-    } else if (s.name === sumName) {
-      g.sum += s.value;
-      g.hasSum = true;
-    } else if (s.name === countName) {
-      g.count += s.value;
-      g.hasCount = true;
-    }
-  }
-  const samples: Sample[] = [];
-  for (const g of groups.values()) {
-    const bounds = [...g.buckets.keys()].sort((a, b) => a - b);
-    for (const bound of bounds) {
-      const b = g.buckets.get(bound)!;
-      samples.push(computed(bucketName, [...g.labels, "le", b.le], b.value));
-    }
-    if (g.hasSum) samples.push(computed(sumName, g.labels, g.sum));
-    if (g.hasCount) samples.push(computed(countName, g.labels, g.count));
-  }
-  return { ...f, samples };
-}
-
-function sumSummary(f: Family, rule: AggregateRule): Family {
-  const sumName = `${f.name}_sum`;
-  const countName = `${f.name}_count`;
-  const groups = new Map<string, { labels: string[]; sum?: number; count?: number }>();
-  const shapes = new Shapes(rule, "quantile");
-  for (const s of f.samples) {
-    if (s.name !== sumName && s.name !== countName) continue;
-    const l = s.labels;
-    const key = shapes.key(l);
-    let g = groups.get(key);
-    if (g === undefined) {
-      g = { labels: shapes.pairs(l) };
-      groups.set(key, g);
-    }
-    if (s.name === sumName) g.sum = (g.sum ?? 0) + s.value;
-    else g.count = (g.count ?? 0) + s.value;
-  }
-  const samples: Sample[] = [];
-  for (const g of groups.values()) {
-    if (g.sum !== undefined) samples.push(computed(sumName, g.labels, g.sum));
-    if (g.count !== undefined) samples.push(computed(countName, g.labels, g.count));
-  }
-  return { ...f, samples };
-}
-
-function computed(name: string, labels: string[], value: number): Sample {
-  // Each sample owns its label array: later stages rewrite labels in place.
-  return new Sample(name, labels.slice(), value);
+  if (!aggregateSupported(f.type, rule)) return { family: undefined, unsupported: true };
+  const agg = new Aggregator(f, rule);
+  for (const s of f.samples) agg.addSample(s);
+  return { family: agg.result(), unsupported: false };
 }

@@ -1,6 +1,7 @@
 // The in-memory shape of one scrape: metric families in exposition order, each
 // holding its samples. Parser produces it, relabel/aggregate/pii rewrite it,
 // serialize writes it out. Nothing here does I/O.
+import type { Shape } from "./label-scan.ts";
 
 /** Metric types of the Prometheus text format 0.0.4 ("untyped" = no TYPE or unknown). */
 export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
@@ -19,7 +20,7 @@ export class Sample {
   /** Milliseconds since the epoch, when the line carried a timestamp. */
   timestamp: number | undefined;
   /** The scraped text this sample was parsed from (undefined for computed samples). */
-  readonly src: string | undefined;
+  src: string | undefined;
   /** [start, end) of the whole line (with its newline) in `src`; -1 once touched. */
   start: number;
   end: number;
@@ -28,10 +29,16 @@ export class Sample {
   vEnd: number;
   /** Offset just after `{` in `src` for lazily parsed labels; -1 when none/materialised. */
   lStart: number;
+  /** Label-name layout and value ranges recorded by the parser (see label-scan.ts). */
+  shape: Shape | undefined;
+  ranges: Int32Array | undefined;
+  rangesAt: number;
   /** Cached `name{labels}` text once the sample was changed (see serialize.ts). */
   series: string | undefined;
   /** Materialised labels (use `labels`). */
   #labels: string[] | undefined;
+  /** Set once name or labels were changed (the scraped label text no longer applies). */
+  #changed = false;
 
   constructor(name: string, labels: string[] | undefined, value: number, timestamp?: number) {
     this.name = name;
@@ -44,10 +51,16 @@ export class Sample {
     this.vStart = -1;
     this.vEnd = -1;
     this.lStart = -1;
+    this.shape = undefined;
+    this.ranges = undefined;
+    this.rangesAt = 0;
     this.series = undefined;
   }
 
-  /** A sample backed by scraped text (used by the parser). */
+  /**
+   * A sample backed by scraped text (used by the parser). `reuse` is a sample
+   * nothing refers to any more, filled in afresh instead of allocating one.
+   */
   static fromSource(
     src: string,
     name: string,
@@ -58,14 +71,33 @@ export class Sample {
     timestamp: number | undefined,
     start: number,
     end: number,
+    shape?: Shape,
+    ranges?: Int32Array,
+    rangesAt = 0,
+    reuse?: Sample,
   ): Sample {
-    const s = new Sample(name, lStart < 0 ? EMPTY_LABELS : undefined, value, timestamp);
-    (s as { src: string | undefined }).src = src;
+    const labels = lStart < 0 ? EMPTY_LABELS : undefined;
+    let s: Sample;
+    if (reuse === undefined) {
+      s = new Sample(name, labels, value, timestamp);
+    } else {
+      s = reuse;
+      s.name = name;
+      s.#labels = labels;
+      s.#changed = false;
+      s.value = value;
+      s.timestamp = timestamp;
+      s.series = undefined;
+    }
+    s.src = src;
     s.lStart = lStart;
     s.vStart = vStart;
     s.vEnd = vEnd;
     s.start = start;
     s.end = end;
+    s.shape = shape;
+    s.ranges = ranges;
+    s.rangesAt = rangesAt;
     return s;
   }
 
@@ -84,13 +116,20 @@ export class Sample {
 
   set labels(l: string[]) {
     this.#labels = l;
+    this.#changed = true;
     this.start = -1;
     this.series = undefined;
+  }
+
+  /** Whether the labels differ from the scraped text (or there is none). */
+  get labelsChanged(): boolean {
+    return this.#changed;
   }
 
   /** Marks name/labels as changed: the original line can no longer be reused. */
   touch(): void {
     this.series = undefined;
+    this.#changed = true;
     if (this.start >= 0) {
       this.start = -1;
       // Materialised arrays are private to the sample; the shared empty one is not.

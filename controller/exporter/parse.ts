@@ -21,12 +21,18 @@
 // OpenMetrics input is converted to the 0.0.4 model (counter `foo` becomes
 // family `foo_total`, `_created` samples, units and exemplars are dropped,
 // timestamps go from seconds to milliseconds).
+import type { Shape, ShapeTable } from "./label-scan.ts";
 import { type Family, type MetricType, ParseError, Sample } from "./model.ts";
 
 export type ExpositionFormat = "prometheus" | "openmetrics";
 
 export interface ParseOptions {
   format?: ExpositionFormat;
+  /**
+   * Record each sample's label layout (interned here) and value ranges while
+   * parsing, so later stages need not read the label text again.
+   */
+  shapes?: ShapeTable;
 }
 
 /** The format a Content-Type header announces; 0.0.4 text unless OpenMetrics. */
@@ -53,6 +59,9 @@ export function decodeExposition(bytes: Uint8Array): string {
   }
 }
 
+/** Thrown inside a stream segment when a line continues past its end (see Parser.segment). */
+const NEED_MORE = Symbol("need more input");
+
 /** Carries an exception thrown by the caller's callback through the parser untouched. */
 class CallbackError {
   readonly err: unknown;
@@ -61,22 +70,46 @@ class CallbackError {
   }
 }
 
-/** A Parser over the decoded input that hands each family (OpenMetrics converted) to onFamily. */
-function parserFor(
-  input: string | Uint8Array,
-  options: ParseOptions,
-  onFamily: (f: Family) => void,
-): Parser {
-  const text = typeof input === "string" ? input : decodeExposition(input);
-  const emit = (f: Family, omType: OMType | undefined) => {
-    try {
-      if (omType === undefined) onFamily(f);
-      else for (const g of fromOpenMetrics(f, omType)) onFamily(g);
-    } catch (err) {
-      throw new CallbackError(err);
-    }
+/**
+ * Receives a parse as it goes: a family's head (its `samples` stay empty),
+ * then its samples one by one, then its end. Samples reach the visitor as
+ * soon as their line is read, so a consumer that aggregates them lets them
+ * die young instead of holding a whole family.
+ */
+export interface FamilyVisitor {
+  begin(head: Family): void;
+  /**
+   * One sample. Returns true when the visitor keeps a reference to it; a
+   * sample it lets go (false) may be reused for a later line.
+   */
+  sample(s: Sample): boolean;
+  /** The family is complete. */
+  end(): void;
+}
+
+/** A visitor that collects whole families. */
+function collector(onFamily: (f: Family) => void): FamilyVisitor {
+  let cur: Family | undefined;
+  return {
+    begin(head) {
+      cur = head;
+    },
+    sample(s) {
+      cur!.samples.push(s);
+      return true;
+    },
+    end() {
+      const f = cur!;
+      cur = undefined;
+      onFamily(f);
+    },
   };
-  return new Parser(text, options.format === "openmetrics", emit);
+}
+
+/** A Parser over the decoded input that hands everything (OpenMetrics converted) to the visitor. */
+function parserFor(input: string | Uint8Array, options: ParseOptions, v: FamilyVisitor): Parser {
+  const text = typeof input === "string" ? input : decodeExposition(input);
+  return new Parser(text, options.format === "openmetrics", v, options.shapes);
 }
 
 /**
@@ -90,7 +123,16 @@ export function parseEach(
   options: ParseOptions,
   onFamily: (f: Family) => void,
 ): void {
-  const p = parserFor(input, options, onFamily);
+  parseVisit(input, options, collector(onFamily));
+}
+
+/** Parses an exposition into a visitor. Throws ParseError for malformed input (see parseEach). */
+export function parseVisit(
+  input: string | Uint8Array,
+  options: ParseOptions,
+  visitor: FamilyVisitor,
+): void {
+  const p = parserFor(input, options, visitor);
   try {
     p.run();
   } catch (err) {
@@ -99,23 +141,100 @@ export function parseEach(
 }
 
 /**
- * parseEach in slices of `sliceLines` lines, giving the event loop a turn in
- * between (health checks stay answered while a large payload is processed).
+ * Parses an exposition that arrives in pieces (UTF-8 bytes or text, split
+ * anywhere): each complete line is parsed as soon as it is there, so neither
+ * the payload nor its text is ever held whole. Throws only ParseError (and
+ * whatever the visitor throws), like parseVisit.
  */
-export async function parseEachAsync(
-  input: string | Uint8Array,
-  options: ParseOptions,
-  onFamily: (f: Family) => void,
-  sliceLines = 20_000,
-): Promise<void> {
-  const p = parserFor(input, options, onFamily);
-  for (;;) {
+export class ExpositionStream {
+  readonly #parser: Parser;
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  /** The incomplete last line so far. */
+  #carry = "";
+  /** Whether the carried line waits for the quote that ends a label value. */
+  #waitQuote = false;
+
+  constructor(options: ParseOptions, visitor: FamilyVisitor) {
+    this.#parser = new Parser("", options.format === "openmetrics", visitor, options.shapes);
+  }
+
+  /** The next bytes of the payload (strict UTF-8). */
+  writeBytes(chunk: Uint8Array): void {
+    let text: string;
     try {
-      if (p.step(sliceLines)) return;
+      text = this.#decoder.decode(chunk, { stream: true });
+    } catch {
+      throw new ParseError(this.#parser.lineBase + lineOfInvalidUtf8(chunk), "invalid UTF-8");
+    }
+    this.write(text);
+  }
+
+  /** The next text of the payload. */
+  write(text: string): void {
+    let from = 0;
+    if (this.#carry !== "") {
+      // A label value holding a raw newline ran on: it cannot end before a quote.
+      if (this.#waitQuote && !text.includes('"')) {
+        this.#carry += text;
+        return;
+      }
+      const nl = text.indexOf("\n");
+      if (nl < 0) {
+        this.#carry += text;
+        return;
+      }
+      // The carried partial line, completed (a short string of its own).
+      const head = this.#carry + text.slice(0, nl + 1);
+      this.#carry = "";
+      const done = this.#segment(head, 0, head.length, false);
+      this.#waitQuote = done < head.length;
+      if (this.#waitQuote) {
+        this.#carry = head.slice(done) + text.slice(nl + 1);
+        return;
+      }
+      from = nl + 1;
+    }
+    // The rest is parsed where it is, without copying it.
+    const cut = text.lastIndexOf("\n");
+    if (cut < from) {
+      this.#carry = text.slice(from);
+      return;
+    }
+    const done = this.#segment(text, from, cut + 1, false);
+    this.#waitQuote = done <= cut;
+    this.#carry = text.slice(done);
+  }
+
+  /** The payload is complete: parses the last line and hands the last family over. */
+  end(): void {
+    let rest: string;
+    try {
+      rest = this.#decoder.decode();
+    } catch {
+      throw new ParseError(this.#parser.lineBase + 1, "invalid UTF-8 at end of input");
+    }
+    const last = this.#carry + rest;
+    this.#carry = "";
+    this.#guard(() => {
+      this.#parser.segment(last, 0, last.length, true);
+      this.#parser.finish();
+    });
+  }
+
+  #segment(text: string, from: number, to: number, final: boolean): number {
+    let done = to;
+    this.#guard(() => {
+      done = this.#parser.segment(text, from, to, final);
+    });
+    return done;
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
     } catch (err) {
       throw unwrap(err);
     }
-    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
@@ -196,16 +315,42 @@ function promSuffixes(t: MetricType): readonly string[] {
 }
 
 class Parser {
-  readonly src: string;
+  /** The text being parsed: the whole input, or the current segment of a stream. */
+  src: string;
+  /** Lines in the segments before this one (for error line numbers). */
+  lineBase = 0;
+  /** Where the current segment starts and ends in `src`. */
+  segStart = 0;
+  limit: number;
+  /** Whether the input ends at `limit` (else a value cut there waits for more, see NEED_MORE). */
+  final = true;
   readonly om: boolean;
   pos = 0;
-  readonly emit: (f: Family, omType: OMType | undefined) => void;
+  readonly visitor: FamilyVisitor;
+  /** Samples of the current family so far (OpenMetrics: buffered in `cur.samples`). */
+  curCount = 0;
+
   /** OpenMetrics type of the current family. */
   omType: OMType = "unknown";
   cur: Family | undefined;
   curSuffixes: readonly string[] = [""];
   /** Scratch: [start, end) offsets of the label names of the current sample. */
-  readonly nameOffsets: number[] = [];
+  nameOffsets: number[] = [];
+  /** The same for the previous sample with labels. */
+  prevNameOffsets: number[] = [];
+  prevNameCount = 0;
+  /** Scratch: [start, end) of each label value of the current sample (~start if escaped). */
+  readonly valueOffsets: number[] = [];
+  valueCount = 0;
+  /** Whether the current sample's label names are the previous one's. */
+  sameNames = false;
+  readonly shapes: ShapeTable | undefined;
+  prevShape: Shape | undefined;
+  /** A sample the visitor let go of, to fill in for the next line. */
+  spare: Sample | undefined;
+  /** Value ranges of recent samples; a new chunk is started when one fills. */
+  chunk = new Int32Array(0);
+  chunkLen = 0;
   /** Offset where the current line starts. */
   lineStart = 0;
   /** Offset of the next backslash at or after the last label value scanned. */
@@ -213,10 +358,12 @@ class Parser {
   prevName = "";
   sawEOF = false;
 
-  constructor(src: string, om: boolean, emit: (f: Family, omType: OMType | undefined) => void) {
+  constructor(src: string, om: boolean, visitor: FamilyVisitor, shapes: ShapeTable | undefined) {
     this.src = src;
+    this.limit = src.length;
     this.om = om;
-    this.emit = emit;
+    this.visitor = visitor;
+    this.shapes = shapes;
   }
 
   /** Starts a new family, handing the finished one over. */
@@ -224,24 +371,41 @@ class Parser {
     this.flush();
     const f: Family = { name, type: "untyped", typed: false, help: undefined, samples: [] };
     this.cur = f;
+    this.curCount = 0;
     this.curSuffixes = [""];
     this.omType = "unknown";
     return f;
   }
 
-  /** Hands the current family over (at a family change and at the end). */
+  /** Ends the current family (at a family change and at the end). */
   flush(): void {
     const cur = this.cur;
     if (cur === undefined) return;
     this.cur = undefined;
-    this.emit(cur, this.om ? this.omType : undefined);
+    const v = this.visitor;
+    try {
+      if (this.om) {
+        for (const g of fromOpenMetrics(cur, this.omType)) {
+          const samples = g.samples;
+          v.begin({ ...g, samples: [] });
+          for (const smp of samples) v.sample(smp); // buffered whole: never reused
+          v.end();
+        }
+      } else {
+        if (this.curCount === 0) v.begin(cur);
+        v.end();
+      }
+    } catch (err) {
+      throw new CallbackError(err);
+    }
   }
 
   /** Throws a ParseError for the current line (counted only now, on failure). */
   fail(reason: string): never {
-    const upto = Math.max(this.lineStart, Math.min(this.pos, this.src.length));
-    let line = 1;
-    for (let i = this.src.indexOf("\n"); i >= 0 && i < upto; i = this.src.indexOf("\n", i + 1))
+    const upto = Math.max(this.lineStart, Math.min(this.pos, this.limit));
+    let line = this.lineBase + 1;
+    const s = this.src;
+    for (let i = s.indexOf("\n", this.segStart); i >= 0 && i < upto; i = s.indexOf("\n", i + 1))
       line++;
     throw new ParseError(line, reason);
   }
@@ -258,21 +422,53 @@ class Parser {
   }
 
   run(): void {
-    while (!this.step(Number.POSITIVE_INFINITY));
+    this.lines();
+    this.finish();
   }
 
   /**
-   * Parses up to `maxLines` lines; true once the input is done (and the last
-   * family handed over). State lives in fields, so parsing can resume.
+   * Parses [from, to) of `text`, whole lines of a stream (`to` just after a
+   * newline, or the end of input when `final`). Returns where parsing
+   * stopped: `to`, or the start of a line whose label value runs on past `to`
+   * (Prometheus allows a raw newline in one); that line needs more input.
    */
-  step(maxLines: number): boolean {
+  segment(text: string, from: number, to: number, final: boolean): number {
+    this.src = text;
+    this.pos = from;
+    this.segStart = from;
+    this.limit = to;
+    this.final = final;
+    // Offsets into the previous segment mean nothing in this one.
+    this.prevNameCount = 0;
+    this.sameNames = false;
+    this.nextBackslash = -1;
+    let done = to;
+    try {
+      this.lines();
+    } catch (err) {
+      if (err !== NEED_MORE) throw err;
+      done = this.lineStart;
+    }
+    // Newlines, not parsed lines: a label value may hold a raw newline.
+    for (let i = text.indexOf("\n", from); i >= 0 && i < done; i = text.indexOf("\n", i + 1))
+      this.lineBase++;
+    this.segStart = done; // lines before it are counted in lineBase now
+    return done;
+  }
+
+  /** After the last line: hands the last family over. */
+  finish(): void {
+    if (this.om && !this.sawEOF) this.fail("OpenMetrics exposition must end with # EOF");
+    this.flush();
+  }
+
+  /** Parses the lines of `src` up to `limit`. */
+  lines(): void {
     const s = this.src;
-    const n = s.length;
-    let lines = 0;
+    const n = this.limit;
     while (this.pos < n) {
-      if (lines++ >= maxLines) return false;
-      if (this.sawEOF) this.fail("unexpected data after # EOF");
       this.lineStart = this.pos;
+      if (this.sawEOF) this.fail("unexpected data after # EOF");
       this.skipWS();
       if (this.pos >= n) break;
       const c = s.charCodeAt(this.pos);
@@ -290,15 +486,12 @@ class Parser {
         this.fail(`expected a metric name, comment or blank line, got ${quoteChar(c)}`);
       }
     }
-    if (this.om && !this.sawEOF) this.fail("OpenMetrics exposition must end with # EOF");
-    this.flush();
-    return true;
   }
 
   /** Index of the end of the current line (the newline or end of input). */
   eol(from: number): number {
     const i = this.src.indexOf("\n", from);
-    return i < 0 ? this.src.length : i;
+    return i < 0 || i > this.limit ? this.limit : i;
   }
 
   endLine(at: number): void {
@@ -330,8 +523,7 @@ class Parser {
       }
       if (s.slice(this.pos, end).trim() !== "") this.fail("unexpected text after # EOF");
       this.sawEOF = true;
-      this.pos = end + 1;
-      if (this.pos < s.length) this.fail("unexpected data after # EOF");
+      this.pos = end + 1; // anything after it fails on its own line (see lines())
       return;
     }
     // HELP / TYPE / UNIT: name then text.
@@ -377,7 +569,7 @@ class Parser {
   /** The family a HELP/TYPE/UNIT line for `name` applies to (new unless it continues the current one). */
   metaFamily(name: string, field: "help" | "type" | "unit"): Family {
     const cur = this.cur;
-    if (cur !== undefined && cur.name === name && cur.samples.length === 0) {
+    if (cur !== undefined && cur.name === name && this.curCount === 0) {
       const already = field === "help" ? cur.help !== undefined : field === "type" && cur.typed;
       if (!already) return cur;
     }
@@ -414,7 +606,7 @@ class Parser {
   familyFor(name: string): Family {
     const cur = this.cur;
     if (cur !== undefined) {
-      if (name === this.prevName && cur.samples.length > 0) return cur;
+      if (name === this.prevName && this.curCount > 0) return cur;
       const base = cur.name;
       if (name.startsWith(base)) {
         const rest = name.length === base.length ? "" : name.slice(base.length);
@@ -437,11 +629,27 @@ class Parser {
     this.pos = p;
     this.skipWS();
     let lStart = -1;
+    let shape: Shape | undefined;
+    let ranges: Int32Array | undefined;
+    let rangesAt = 0;
     if (s.charCodeAt(this.pos) === LBRACE) {
       this.pos++;
       lStart = this.pos;
       this.labelSet();
       this.skipWS();
+      if (this.shapes !== undefined) {
+        shape = this.labelShape();
+        const vals = this.valueOffsets;
+        const nv = this.valueCount;
+        if (this.chunkLen + nv > this.chunk.length) {
+          this.chunk = new Int32Array(Math.max(32768, nv));
+          this.chunkLen = 0;
+        }
+        ranges = this.chunk;
+        rangesAt = this.chunkLen;
+        for (let i = 0; i < nv; i++) ranges[rangesAt + i] = vals[i]!;
+        this.chunkLen += nv;
+      }
     }
     // Value: everything up to a blank, newline or '{'.
     const vStart = this.pos;
@@ -485,20 +693,53 @@ class Parser {
     const fam = this.familyFor(name);
     this.prevName = name;
     // OpenMetrics lines are never copied verbatim (timestamps/exemplars differ).
-    const end = this.om ? -1 : Math.min(this.pos, s.length);
-    fam.samples.push(
-      Sample.fromSource(
-        s,
-        name,
-        lStart,
-        value,
-        vStart,
-        vEnd,
-        timestamp,
-        this.om ? -1 : lineStart,
-        end,
-      ),
+    const end = this.om ? -1 : Math.min(this.pos, this.limit);
+    const smp = Sample.fromSource(
+      s,
+      name,
+      lStart,
+      value,
+      vStart,
+      vEnd,
+      timestamp,
+      this.om ? -1 : lineStart,
+      end,
+      shape,
+      ranges,
+      rangesAt,
+      this.om ? undefined : this.spare,
     );
+    this.spare = undefined;
+    if (this.om) {
+      // OpenMetrics families are converted whole (see fromOpenMetrics).
+      fam.samples.push(smp);
+      this.curCount++;
+      return;
+    }
+    if (this.curCount++ === 0) this.callback(fam, undefined);
+    this.callback(undefined, smp);
+  }
+
+  /** Hands a family head or a sample to the visitor (its exceptions pass through untouched). */
+  callback(head: Family | undefined, smp: Sample | undefined): void {
+    try {
+      if (head !== undefined) this.visitor.begin(head);
+      else if (!this.visitor.sample(smp!)) this.spare = smp;
+    } catch (err) {
+      throw new CallbackError(err);
+    }
+  }
+
+  /** The Shape of the label names just parsed (the previous one when they repeat). */
+  labelShape(): Shape {
+    if (this.sameNames && this.prevShape !== undefined) return this.prevShape;
+    const names = this.prevNameOffsets; // labelSet swapped them
+    const list: string[] = [];
+    const n = this.prevNameCount;
+    for (let i = 0; i < n; i += 2) list.push(this.src.slice(names[i]!, names[i + 1]!));
+    const shape = this.shapes!.intern(list);
+    this.prevShape = shape;
+    return shape;
   }
 
   promTimestamp(): number {
@@ -541,14 +782,48 @@ class Parser {
    */
   labelSet(): void {
     const s = this.src;
+    // Scratch arrays are written by index and never truncated: setting
+    // `length = 0` would drop their storage and regrow it on every line.
     const names = this.nameOffsets;
-    names.length = 0;
+    let nn = 0;
+    // Series of a family usually repeat the previous line's label names: while
+    // they do, each name is one comparison (it was validated on that line, and
+    // names matched in order cannot repeat each other).
+    const prev = this.prevNameOffsets;
+    const prevCount = this.prevNameCount;
+    this.valueCount = 0;
+    let same = true;
     for (;;) {
+      if (same && nn < prevCount) {
+        const ps = prev[nn]!;
+        const len = prev[nn + 1]! - ps;
+        const ns = this.pos;
+        if (
+          s.charCodeAt(ns + len) === EQ &&
+          s.charCodeAt(ns + len + 1) === QUOTE &&
+          sameRange(s, ps, ns, len)
+        ) {
+          names[nn++] = ns;
+          names[nn++] = ns + len;
+          this.pos = ns + len + 1;
+          this.skipLabelValue();
+          const c = s.charCodeAt(this.pos);
+          if (c === COMMA) {
+            this.pos++;
+            continue;
+          }
+          if (c === RBRACE) {
+            this.pos++;
+            break;
+          }
+        }
+        same = false;
+      }
       this.skipWS();
       let c = s.charCodeAt(this.pos);
       if (c === RBRACE) {
         this.pos++;
-        return;
+        break;
       }
       if (!isLabelStart(c)) this.fail(`expected label name, got ${quoteChar(c)}`);
       const ns = this.pos;
@@ -558,13 +833,14 @@ class Parser {
       if (len === 8 && s.startsWith("__name__", ns)) {
         this.fail('label "__name__" is not allowed in a label set');
       }
-      for (let i = 0; i < names.length; i += 2) {
+      for (let i = 0; i < nn; i += 2) {
         const os = names[i]!;
         if (names[i + 1]! - os === len && sameRange(s, os, ns, len)) {
           this.fail(`duplicate label name "${s.slice(ns, p)}"`);
         }
       }
-      names.push(ns, p);
+      names[nn++] = ns;
+      names[nn++] = p;
       this.pos = p;
       this.skipWS();
       if (s.charCodeAt(this.pos) !== EQ)
@@ -579,34 +855,50 @@ class Parser {
       c = s.charCodeAt(this.pos);
       if (c === COMMA) this.pos++;
     }
+    this.sameNames = same && nn === prevCount;
+    // Keep this line's names for the next one.
+    this.nameOffsets = prev;
+    this.prevNameOffsets = names;
+    this.prevNameCount = nn;
   }
 
-  /** Skips a quoted label value starting at the opening quote. */
+  /** Skips a quoted label value starting at the opening quote, recording its range. */
   skipLabelValue(): void {
+    const vals = this.valueOffsets;
     const s = this.src;
     let p = this.pos + 1;
+    const start = p;
     // Fast path: jump to the next quote unless a backslash comes first.
     if (this.nextBackslash < p) {
       const b = s.indexOf("\\", p);
       this.nextBackslash = b < 0 ? s.length : b;
     }
+    const limit = this.limit;
     const q = s.indexOf('"', p);
-    if (q >= 0 && q < this.nextBackslash) {
+    if (q >= 0 && q < limit && q < this.nextBackslash) {
+      vals[this.valueCount++] = start;
+      vals[this.valueCount++] = q;
       this.pos = q + 1;
       return;
     }
     for (;;) {
+      if (p >= limit) {
+        if (!this.final) throw NEED_MORE;
+        this.fail("unterminated label value");
+      }
       const c = s.charCodeAt(p);
       if (c === QUOTE) break;
-      if (Number.isNaN(c)) this.fail("unterminated label value");
       if (c === BACKSLASH) {
+        if (p + 1 >= limit && !this.final) throw NEED_MORE;
         const d = s.charCodeAt(p + 1);
-        if (d === NL || Number.isNaN(d)) this.fail("invalid escape at end of line in label value");
+        if (d === NL || p + 1 >= limit) this.fail("invalid escape at end of line in label value");
         p += 2;
         continue;
       }
       p++;
     }
+    vals[this.valueCount++] = ~start;
+    vals[this.valueCount++] = p;
     this.pos = p + 1;
   }
 }

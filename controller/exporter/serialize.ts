@@ -81,9 +81,18 @@ export class ExpositionWriter {
   readonly #srcText: string | undefined;
   readonly #srcBytes: Uint8Array | undefined;
 
-  /** `bytes` must be the UTF-8 form of `text` and pure ASCII (same length) to be used. */
-  constructor(source?: { text: string; bytes: Uint8Array | undefined }, sizeHint = 64 * 1024) {
-    this.#buf = Buffer.allocUnsafe(Math.max(1024, sizeHint));
+  /** Growth beyond this size goes step by step (the output is rarely larger than the input). */
+  readonly #expected: number;
+
+  /**
+   * `bytes` must be the UTF-8 form of `text` and pure ASCII (same length) to
+   * be used. `expectedSize` (say, the input's size) bounds how far the buffer
+   * grows ahead of need; it starts small, since aggregation usually makes the
+   * output a fraction of the input.
+   */
+  constructor(source?: { text: string; bytes: Uint8Array | undefined }, expectedSize = 64 * 1024) {
+    this.#expected = Math.max(1024, expectedSize);
+    this.#buf = Buffer.allocUnsafe(Math.min(this.#expected, 256 * 1024));
     this.#srcText = source?.text;
     this.#srcBytes =
       source?.bytes !== undefined && source.bytes.length === source.text.length
@@ -92,8 +101,15 @@ export class ExpositionWriter {
   }
 
   #reserve(n: number): void {
-    if (this.#len + n <= this.#buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
+    const need = this.#len + n;
+    if (need <= this.#buf.length) return;
+    const doubled = this.#buf.length * 2;
+    const next = Buffer.allocUnsafe(
+      Math.max(
+        need,
+        doubled <= this.#expected ? doubled : Math.max(this.#expected, Math.ceil(need * 1.25)),
+      ),
+    );
     this.#buf.copy(next, 0, 0, this.#len);
     this.#buf = next;
   }

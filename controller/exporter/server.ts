@@ -17,7 +17,7 @@ import type { Logger } from "./log.ts";
 import type { SelfMetrics, UpstreamErrorReason } from "./metrics.ts";
 import { ParseError } from "./model.ts";
 import { TEXT_CONTENT_TYPE } from "./serialize.ts";
-import type { Pipeline } from "./transform.ts";
+import type { Pipeline, PipelineStream } from "./transform.ts";
 import type { Upstream } from "./upstream.ts";
 
 const gzipAsync = promisify(gzip);
@@ -65,26 +65,43 @@ export class Scraper {
     if (pipeline !== undefined) {
       this.upstreamScrapes++;
       const end = metrics.scrapeDuration.startTimer();
-      const res = await this.#deps.upstream.scrape(timeoutMs);
-      metrics.upstreamWireBytes.inc(res.wireBytes);
-      let failure: { reason: UpstreamErrorReason; message: string } | undefined;
-      if (res.ok) {
-        metrics.upstreamBytes.set(res.body.length);
-        const endTransform = metrics.transformDuration.startTimer();
+      // The payload is transformed piece by piece while it arrives; only the
+      // (much smaller) output is held. Time spent transforming is summed.
+      let stream: PipelineStream | undefined;
+      let transformMs = 0;
+      const timed = <T>(fn: () => T): T => {
+        const t = performance.now();
         try {
-          const out = await pipeline.transformAsync(res.body, { format: res.format });
+          return fn();
+        } finally {
+          transformMs += performance.now() - t;
+        }
+      };
+      let failure: { reason: UpstreamErrorReason; message: string } | undefined;
+      try {
+        const res = await this.#deps.upstream.scrapeEach((format) => {
+          const s = pipeline.stream({ format });
+          stream = s;
+          return (chunk) => timed(() => s.write(chunk));
+        }, timeoutMs);
+        metrics.upstreamWireBytes.inc(res.wireBytes);
+        if (res.ok) {
+          metrics.upstreamBytes.set(res.bodyBytes);
+          const out = timed(() => stream!.end());
           metrics.recordTransform(out.stats);
           body = out.body;
-        } catch (err) {
-          failure =
-            err instanceof ParseError
-              ? { reason: "malformed", message: `malformed payload: ${err.message}` }
-              : { reason: "other", message: `transformation failed: ${String(err)}` };
+        } else {
+          failure = res;
         }
-        endTransform();
-      } else {
-        failure = res;
+      } catch (err) {
+        failure =
+          err instanceof ParseError
+            ? { reason: "malformed", message: `malformed payload: ${err.message}` }
+            : { reason: "other", message: `transformation failed: ${String(err)}` };
+      } finally {
+        stream?.abort();
       }
+      if (stream !== undefined) metrics.transformDuration.observe(transformMs / 1000);
       end();
       if (failure !== undefined) {
         body = undefined;

@@ -2,13 +2,22 @@
 //   drop_metrics → metric_relabel_configs → aggregate → pii → dedup → series_limit
 // Each stage is its own module; this file only sequences them, regroups
 // renamed series into families and counts what happened for self-metrics.
-import { aggregateFamily } from "./aggregate.ts";
-import type { ExporterConfig } from "./config.ts";
-import { type Family, releaseInternedNames } from "./model.ts";
-import { decodeExposition, type ParseOptions, parseEach, parseEachAsync } from "./parse.ts";
+import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate.ts";
+import type { AggregateRule, ExporterConfig } from "./config.ts";
+import { LabelScan } from "./label-scan.ts";
+import { type Family, releaseInternedNames, type Sample } from "./model.ts";
+import {
+  decodeExposition,
+  ExpositionStream,
+  type FamilyVisitor,
+  type ParseOptions,
+  parseVisit,
+} from "./parse.ts";
 import { ExpositionWriter, seriesText } from "./serialize.ts";
 import { PiiScrubber } from "./pii.ts";
-import { type RelabelRule, relabel, type RelabelStats } from "./relabel.ts";
+import { detach } from "./regex.ts";
+import { type RelabelOutcome, type RelabelRule, type RelabelStats, relabel } from "./relabel.ts";
+import { applyTemplate, type RelabelTemplate, RelabelTemplates } from "./relabel-template.ts";
 
 export interface TransformStats {
   seriesIn: number;
@@ -39,14 +48,49 @@ export function emptyStats(): TransformStats {
   };
 }
 
-/** A configured pipeline; keeps caches (hashes) across scrapes. */
+export interface PipelineOptions {
+  /**
+   * Apply relabel rules through memoised templates (relabel-template.ts)
+   * rather than rule by rule on every series. Same output; off only to
+   * compare the two in tests.
+   */
+  templates?: boolean;
+}
+
+/** A transformation in progress, fed piece by piece (Pipeline.stream). */
+export interface PipelineStream {
+  write(chunk: Uint8Array): void;
+  end(): { body: Buffer; stats: TransformStats };
+  /** Gives up (the upstream failed): releases what the run holds. */
+  abort(): void;
+}
+
+/** A configured pipeline; keeps caches (hashes, relabel templates) across scrapes. */
 export class Pipeline {
   readonly config: ExporterConfig;
   readonly #pii: PiiScrubber;
+  /** Leading keep/drop rules on `__name__` alone, and the rules after them. */
+  readonly lead: readonly RelabelRule[];
+  readonly rest: readonly RelabelRule[];
+  readonly templates: RelabelTemplates | undefined;
+  readonly scan = new LabelScan();
+  /** Verdicts of the leading name rules per metric name. */
+  readonly byName = new Map<string, boolean>();
 
-  constructor(config: ExporterConfig, hashKey?: Uint8Array) {
+  constructor(config: ExporterConfig, hashKey?: Uint8Array, options: PipelineOptions = {}) {
     this.config = config;
     this.#pii = new PiiScrubber(config.pii, hashKey);
+    const rules = config.relabel;
+    // Leading keep/drop rules on __name__ alone decide per metric name: they
+    // are answered once per name, before labels are even looked at.
+    let lead = 0;
+    while (lead < rules.length && isNameFilter(rules[lead]!)) lead++;
+    this.lead = rules.slice(0, lead);
+    this.rest = rules.slice(lead);
+    this.templates =
+      options.templates !== false && RelabelTemplates.supports(this.rest)
+        ? new RelabelTemplates(this.rest)
+        : undefined;
   }
 
   /** True when hash_labels are configured but no key was given (they are dropped). */
@@ -58,8 +102,12 @@ export class Pipeline {
   run(input: Family[]): { families: Family[]; stats: TransformStats } {
     const families: Family[] = [];
     const run = new Run(this, this.#pii, (f) => families.push(f));
-    for (const f of input) run.push(f);
-    run.finish();
+    try {
+      for (const f of input) run.push(f);
+      run.finish();
+    } finally {
+      this.#release();
+    }
     return { families, stats: run.stats };
   }
 
@@ -74,7 +122,7 @@ export class Pipeline {
   ): { body: Buffer; stats: TransformStats } {
     const { writer, run, text } = this.#start(input);
     try {
-      parseEach(text, options, (f) => run.push(f));
+      parseVisit(text, { ...options, shapes: this.scan.shapes }, run);
       run.finish();
     } finally {
       this.#release();
@@ -82,20 +130,41 @@ export class Pipeline {
     return { body: writer.finish(), stats: run.stats };
   }
 
-  /** transform(), yielding to the event loop every `sliceLines` lines. */
-  async transformAsync(
-    input: string | Uint8Array,
-    options: ParseOptions = {},
-    sliceLines?: number,
-  ): Promise<{ body: Buffer; stats: TransformStats }> {
-    const { writer, run, text } = this.#start(input);
-    try {
-      await parseEachAsync(text, options, (f) => run.push(f), sliceLines);
-      run.finish();
-    } finally {
-      this.#release();
-    }
-    return { body: writer.finish(), stats: run.stats };
+  /**
+   * A transformation fed the payload in pieces as it arrives (see
+   * ExpositionStream): memory holds one piece and the family being worked on,
+   * never the whole payload. write() and end() throw ParseError for malformed
+   * input; abort() (or end()) must be called either way.
+   */
+  stream(options: ParseOptions = {}): PipelineStream {
+    const writer = new ExpositionWriter(undefined, 1 << 20);
+    const run = new Run(this, this.#pii, (f) => writer.writeFamily(f));
+    const parser = new ExpositionStream({ ...options, shapes: this.scan.shapes }, run);
+    let open = true;
+    const close = () => {
+      if (open) this.#release();
+      open = false;
+    };
+    return {
+      write: (chunk) => {
+        try {
+          parser.writeBytes(chunk);
+        } catch (err) {
+          close();
+          throw err;
+        }
+      },
+      end: () => {
+        try {
+          parser.end();
+          run.finish();
+        } finally {
+          close();
+        }
+        return { body: writer.finish(), stats: run.stats };
+      },
+      abort: close,
+    };
   }
 
   #start(input: string | Uint8Array) {
@@ -109,6 +178,7 @@ export class Pipeline {
   /** Drops per-scrape references (caches must not pin a scraped payload). */
   #release(): void {
     releaseInternedNames();
+    this.scan.release();
     for (const r of this.config.relabel) {
       r.regex.releaseInputs();
       r.scratch.parts.length = 0;
@@ -117,80 +187,169 @@ export class Pipeline {
   }
 }
 
-/** One pass of the pipeline over a stream of families. */
-class Run {
+/**
+ * Where the series of one output family go: kept as samples, or fed to an
+ * aggregator as they come (so aggregated series are never built in full).
+ */
+class Sink {
+  readonly head: FamilyHead;
+  readonly samples: Sample[] = [];
+  readonly agg: Aggregator | undefined;
+  /** An aggregation rule matched, but its op does not apply to this type. */
+  readonly unsupported: boolean;
+
+  constructor(head: FamilyHead, rule: AggregateRule | undefined) {
+    this.head = head;
+    const ok = rule !== undefined && aggregateSupported(head.type, rule);
+    this.agg = ok ? new Aggregator(head, rule) : undefined;
+    this.unsupported = rule !== undefined && !ok;
+  }
+
+  get count(): number {
+    return this.agg !== undefined ? this.agg.count : this.samples.length;
+  }
+}
+
+/**
+ * One pass of the pipeline over a stream of series (a FamilyVisitor: series
+ * arrive one by one as they are parsed, so those that are aggregated die young).
+ */
+class Run implements FamilyVisitor {
   readonly stats = emptyStats();
   readonly #cfg: ExporterConfig;
   readonly #pii: PiiScrubber;
-  readonly #sink: (f: Family) => void;
-  readonly #lead: readonly RelabelRule[];
-  readonly #rest: readonly RelabelRule[];
-  readonly #byName = new Map<string, boolean>();
+  readonly #emit: (f: Family) => void;
+  readonly #p: Pipeline;
   readonly #rs: RelabelStats = { invalidTargets: 0, lossy: false };
   /** Families that renamed series moved into; written at the end. */
-  readonly #pending = new Map<string, Family>();
+  readonly #pending = new Map<string, Sink>();
   /** Series budget left under series_limit. */
   #left: number;
 
-  constructor(p: Pipeline, pii: PiiScrubber, sink: (f: Family) => void) {
+  // The family in progress.
+  #head: FamilyHead | undefined;
+  #same: Sink | undefined;
+  #dropped = false;
+  #count = 0;
+  /**
+   * Partial aggregates of this family's own series, set when one of its
+   * series was renamed into the family's own name (see #route).
+   */
+  #early: Sample[] | undefined;
+  #lastName = "";
+  #lastKeep = true;
+
+  constructor(p: Pipeline, pii: PiiScrubber, emit: (f: Family) => void) {
+    this.#p = p;
     this.#cfg = p.config;
     this.#pii = pii;
-    this.#sink = sink;
-    const rules = p.config.relabel;
-    // Leading keep/drop rules on __name__ alone decide per metric name: they
-    // are answered once per name, before labels are even materialised.
-    let lead = 0;
-    while (lead < rules.length && isNameFilter(rules[lead]!)) lead++;
-    this.#lead = rules.slice(0, lead);
-    this.#rest = rules.slice(lead);
+    this.#emit = emit;
     this.#left = p.config.seriesLimit > 0 ? p.config.seriesLimit : Number.POSITIVE_INFINITY;
   }
 
+  /** A whole family at once. */
   push(f: Family): void {
-    const stats = this.stats;
-    const n = f.samples.length;
-    stats.seriesIn += n;
-    if (this.#cfg.dropMetrics.matches(f.name)) {
-      stats.dropped.drop_metrics += n;
-      return;
-    }
-    if (n === 0) {
-      // Metadata-only families upstream sent stay as they are.
-      if (!this.#pending.has(f.name)) this.#sink(f);
-      return;
-    }
+    const samples = f.samples;
+    this.begin({ ...f, samples: [] });
+    for (const s of samples) this.sample(s);
+    this.end();
+  }
+
+  begin(head: Family): void {
+    this.#head = { name: head.name, type: head.type, typed: head.typed, help: head.help };
+    this.#dropped = this.#cfg.dropMetrics.matches(head.name);
+    this.#same = undefined;
+    this.#count = 0;
+    this.#early = undefined;
+    this.#lastName = "";
     this.#rs.lossy = false;
-    const fam = this.#cfg.relabel.length > 0 ? this.#relabel(f) : f;
-    const pending = this.#pending.get(fam.name);
-    if (pending !== undefined) {
-      // Series were renamed into this family earlier: merge, write at the end.
-      for (const s of fam.samples) pending.samples.push(s);
+  }
+
+  sample(s: Sample): boolean {
+    const stats = this.stats;
+    stats.seriesIn++;
+    if (this.#dropped) {
+      stats.dropped.drop_metrics++;
+      return false;
+    }
+    if (this.#count++ === 0) {
+      // When renamed series already wait under this name, this family's own
+      // series join them at the end: collect them, the merged family is
+      // aggregated as a whole.
+      const head = this.#head!;
+      this.#same = this.#pending.has(head.name) ? new Sink(head, undefined) : this.#sinkFor(head);
+    }
+    return this.#route(s);
+  }
+
+  end(): void {
+    const head = this.#head!;
+    const same = this.#same;
+    this.#head = undefined;
+    this.#same = undefined;
+    if (this.#dropped) return;
+    if (same === undefined) {
+      // Metadata-only families upstream sent stay as they are.
+      if (!this.#pending.has(head.name)) this.#emit({ ...head, samples: [] });
       return;
     }
-    this.#finish(fam, this.#rs.lossy);
+    const pending = this.#pending.get(head.name);
+    if (pending === undefined) {
+      this.#finish(same, this.#rs.lossy);
+      return;
+    }
+    // Series were renamed into this family: merge, write at the end.
+    for (const s of this.#early ?? []) {
+      if (pending.agg !== undefined) pending.agg.addPartial(s);
+      else pending.samples.push(s);
+    }
+    for (const s of same.samples) this.#add(pending, s, undefined);
+    this.#early = undefined;
   }
 
   finish(): void {
     // Renamed series may now share a name with others: always check duplicates.
-    for (const f of this.#pending.values()) this.#finish(f, true);
+    for (const sink of this.#pending.values()) this.#finish(sink, true);
     this.#pending.clear();
     this.stats.ruleErrors.invalid_target_label += this.#rs.invalidTargets;
   }
 
-  /** Stages after relabeling, then the sink. */
-  #finish(input: Family, lossy: boolean): void {
+  #sinkFor(head: FamilyHead): Sink {
+    return new Sink(
+      head,
+      this.#cfg.aggregate.find((r) => r.metrics.matches(head.name)),
+    );
+  }
+
+  /**
+   * Adds a series to a sink: `t` is its relabel template (labels in the
+   * pipeline's scan) or undefined for a series already relabeled. True when
+   * the sink keeps the sample (an aggregation only takes what it needs).
+   */
+  #add(sink: Sink, s: Sample, t: RelabelTemplate | undefined): boolean {
+    const agg = sink.agg;
+    if (agg !== undefined) {
+      if (t !== undefined) agg.addScanned(t.name, s.value, t, this.#p.scan);
+      else agg.addSample(s);
+      return false;
+    }
+    if (t !== undefined) applyTemplate(s, t, this.#p.scan);
+    sink.samples.push(s);
+    return true;
+  }
+
+  /** Stages after relabeling, then the output. */
+  #finish(sink: Sink, lossy: boolean): void {
     const stats = this.stats;
-    let f = input;
-    if (f.samples.length === 0) return;
-    const rule = this.#cfg.aggregate.find((r) => r.metrics.matches(f.name));
-    if (rule !== undefined) {
-      const r = aggregateFamily(f, rule);
-      if (r.family === undefined) {
-        stats.ruleErrors.aggregate_unsupported_type++;
-      } else {
-        stats.dropped.aggregated += f.samples.length - r.family.samples.length;
-        f = r.family;
-      }
+    const n0 = sink.count;
+    if (n0 === 0) return;
+    let f: Family;
+    if (sink.agg !== undefined) {
+      f = sink.agg.result();
+      stats.dropped.aggregated += n0 - f.samples.length;
+    } else {
+      f = { ...sink.head, samples: sink.samples };
+      if (sink.unsupported) stats.ruleErrors.aggregate_unsupported_type++;
     }
     let mayDuplicate = lossy;
     if (this.#pii.active) {
@@ -211,71 +370,93 @@ class Run {
     this.#left -= f.samples.length;
     if (f.samples.length === 0) return;
     stats.seriesOut += f.samples.length;
-    this.#sink(f);
+    this.#emit(f);
   }
 
-  /** Applies the relabel rules; returns the family of the series that kept their name. */
-  #relabel(fam: Family): Family {
+  /** Relabels one series of the current family and hands it to its sink; true when kept. */
+  #route(s: Sample): boolean {
     const stats = this.stats;
-    const lead = this.#lead;
-    const rest = this.#rest;
-    const same: Family = { ...fam, samples: [] };
-    this.#rs.lossy = false;
-    let lastName = "";
-    let lastKeep = true;
-    for (const s of fam.samples) {
-      const before = s.name;
-      if (lead.length > 0) {
-        if (before !== lastName) {
-          let keep = this.#byName.get(before);
-          if (keep === undefined) {
-            keep = lead.every((r) => r.regex.test(before) === (r.action === "keep"));
-            this.#byName.set(before, keep);
-          }
-          lastName = before;
-          lastKeep = keep;
+    const p = this.#p;
+    const head = this.#head!;
+    const same = this.#same;
+    const before = s.name;
+    if (p.lead.length > 0) {
+      if (before !== this.#lastName) {
+        let keep = p.byName.get(before);
+        if (keep === undefined) {
+          keep = p.lead.every((r) => r.regex.test(before) === (r.action === "keep"));
+          if (p.byName.size >= 4096) p.byName.clear();
+          p.byName.set(detach(before), keep);
         }
-        if (!lastKeep) {
-          stats.dropped.relabel++;
-          continue;
-        }
+        this.#lastName = before;
+        this.#lastKeep = keep;
       }
-      const outcome = rest.length > 0 ? relabel(s, rest, this.#rs) : "keep";
-      if (outcome === "drop") {
+      if (!this.#lastKeep) {
         stats.dropped.relabel++;
-        continue;
+        return false;
       }
-      if (outcome === "invalid") {
-        stats.dropped.invalid++;
-        stats.ruleErrors.invalid_metric_name++;
-        continue;
-      }
-      if (s.name === before) {
-        same.samples.push(s);
-        continue;
-      }
-      // Renamed: keep histogram/summary membership when the suffix survives.
-      const suffix = before.slice(fam.name.length);
-      let name: string;
-      let proto: Family | undefined = fam;
-      if (suffix !== "" && s.name.endsWith(suffix) && s.name.length > suffix.length) {
-        name = s.name.slice(0, -suffix.length);
-      } else if (suffix === "" && fam.type !== "histogram") {
-        name = s.name;
-      } else {
-        name = s.name;
-        proto = undefined;
-      }
-      let target = this.#pending.get(name);
-      if (target === undefined) {
-        target = proto
-          ? { name, type: proto.type, typed: proto.typed, help: proto.help, samples: [] }
-          : { name, type: "untyped", typed: false, help: undefined, samples: [] };
-        this.#pending.set(name, target);
-      }
-      target.samples.push(s);
     }
-    return same;
+    const rest = p.rest;
+    const templates = p.templates;
+    let t: RelabelTemplate | undefined;
+    let outcome: RelabelOutcome = "keep";
+    let name = before;
+    // Without rules a series needs scanning only when it is aggregated.
+    if (templates !== undefined && (rest.length > 0 || same!.agg !== undefined)) {
+      p.scan.scan(s);
+      t = templates.lookup(before, p.scan);
+      if (t.fallback) t = undefined;
+    }
+    const rs = this.#rs;
+    if (t !== undefined) {
+      outcome = t.outcome;
+      name = t.name;
+      rs.invalidTargets += t.invalidTargets;
+      if (t.lossy) rs.lossy = true;
+    } else if (rest.length > 0) {
+      outcome = relabel(s, rest, rs);
+      name = s.name;
+    }
+    if (outcome === "drop") {
+      stats.dropped.relabel++;
+      return false;
+    }
+    if (outcome === "invalid") {
+      stats.dropped.invalid++;
+      stats.ruleErrors.invalid_metric_name++;
+      return false;
+    }
+    if (name === before) return this.#add(same!, s, t);
+    // Renamed: keep histogram/summary membership when the suffix survives.
+    const suffix = before.slice(head.name.length);
+    let dest: string;
+    let proto: FamilyHead | undefined = head;
+    if (suffix !== "" && name.endsWith(suffix) && name.length > suffix.length) {
+      dest = name.slice(0, -suffix.length);
+    } else if (suffix === "" && head.type !== "histogram") {
+      dest = name;
+    } else {
+      dest = name;
+      proto = undefined;
+    }
+    let target = this.#pending.get(dest);
+    if (target === undefined && dest === head.name && same!.agg !== undefined) {
+      // A series renamed to the family's bare name (a histogram's `h_bucket`
+      // renamed `h`): its untyped family takes this family's own series at the
+      // end. Those aggregated so far go there as partial aggregates (same rule,
+      // and sum/max/min/count of partials is the whole); the rest are collected.
+      this.#early = same!.agg.result().samples;
+      this.#same = new Sink(head, undefined);
+    }
+    if (target === undefined) {
+      target = this.#sinkFor(
+        proto
+          ? { name: dest, type: proto.type, typed: proto.typed, help: proto.help }
+          : { name: dest, type: "untyped", typed: false, help: undefined },
+      );
+      this.#pending.set(dest, target);
+    }
+    return this.#add(target, s, t);
   }
 }
 

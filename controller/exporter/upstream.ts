@@ -1,16 +1,15 @@
 // Scrapes coderd's metrics endpoint: one undici Pool (keep-alive), a deadline
 // for the whole request (connect + headers + body), a cap on the bytes read
 // from the wire and on the bytes after gunzip (a gzip bomb cannot get past
-// it), and content negotiation that prefers the 0.0.4 text format but takes
+// it), the body handed on piece by piece as it arrives (gunzipped on the
+// way), and content negotiation that prefers the 0.0.4 text format but takes
 // OpenMetrics when that is what comes back. Errors are values with a reason;
 // an upstream error body is never read into memory nor passed on.
-import { promisify } from "node:util";
-import { gunzip } from "node:zlib";
+import type { Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { errors, Pool } from "undici";
 import type { UpstreamErrorReason } from "./metrics.ts";
 import { type ExpositionFormat, formatFromContentType } from "./parse.ts";
-
-const gunzipAsync = promisify(gunzip);
 
 export const ACCEPT =
   "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
@@ -23,11 +22,24 @@ export interface UpstreamOptions {
   maxBodyBytes: number;
 }
 
-export type UpstreamResult =
-  | { ok: true; body: Buffer; format: ExpositionFormat; wireBytes: number }
+export type UpstreamStreamResult =
+  | { ok: true; format: ExpositionFormat; wireBytes: number; bodyBytes: number }
   | { ok: false; reason: UpstreamErrorReason; message: string; wireBytes: number };
 
 class TooLarge extends Error {}
+
+/** Carries an exception of the caller's sink through scrapeEach untouched. */
+class SinkError {
+  readonly err: unknown;
+  constructor(err: unknown) {
+    this.err = err;
+  }
+}
+
+function isZlibError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && code.startsWith("Z_");
+}
 
 export class Upstream {
   readonly url: URL;
@@ -49,13 +61,24 @@ export class Upstream {
     });
   }
 
-  /** One scrape; `timeoutMs` may shorten the configured deadline (never lengthen it). */
-  async scrape(timeoutMs?: number): Promise<UpstreamResult> {
+  /**
+   * One scrape, its body (after gunzip) handed to a sink piece by piece as it
+   * arrives, so it is never held whole here. `open` is called once the
+   * response looks right, with the format it announces, and returns the sink.
+   * An exception from the sink aborts the request and is rethrown as it is.
+   * `timeoutMs` may shorten the configured deadline (never lengthen it).
+   */
+  async scrapeEach(
+    open: (format: ExpositionFormat) => (chunk: Buffer) => void,
+    timeoutMs?: number,
+  ): Promise<UpstreamStreamResult> {
     const deadline = Math.min(timeoutMs ?? this.#options.timeoutMs, this.#options.timeoutMs);
     const max = this.#options.maxBodyBytes;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error("deadline exceeded")), deadline);
     let wireBytes = 0;
+    let bodyBytes = 0;
+    let body: Readable | undefined;
     try {
       const res = await this.#pool.request({
         path: this.url.pathname + this.url.search,
@@ -70,6 +93,7 @@ export class Upstream {
         headersTimeout: deadline,
         bodyTimeout: deadline,
       });
+      body = res.body;
       // Destroying the body early (error status, over the limit) must not
       // surface as an unhandled stream error.
       res.body.on("error", () => undefined);
@@ -87,26 +111,19 @@ export class Upstream {
         res.body.destroy();
         return tooLarge(max, wireBytes);
       }
-      const chunks: Buffer[] = [];
-      for await (const chunk of res.body) {
-        const b = chunk as Buffer;
-        wireBytes += b.length;
-        if (wireBytes > max) {
-          res.body.destroy();
-          return tooLarge(max, wireBytes);
-        }
-        chunks.push(b);
-      }
-      let body = Buffer.concat(chunks, wireBytes);
       const encoding = String(res.headers["content-encoding"] ?? "").toLowerCase();
+      let source: Readable = res.body;
       if (encoding === "gzip") {
-        try {
-          body = await gunzipAsync(body, { maxOutputLength: max });
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new TooLarge();
-          return { ok: false, reason: "malformed", message: "invalid gzip body", wireBytes };
-        }
+        const gunzip = createGunzip();
+        res.body.on("error", (err) => gunzip.destroy(err));
+        res.body.on("data", (b: Buffer) => {
+          wireBytes += b.length;
+          if (wireBytes > max) gunzip.destroy(new TooLarge());
+        });
+        res.body.pipe(gunzip);
+        source = gunzip;
       } else if (encoding !== "" && encoding !== "identity") {
+        res.body.destroy();
         return {
           ok: false,
           reason: "malformed",
@@ -115,14 +132,27 @@ export class Upstream {
         };
       }
       const ct = res.headers["content-type"];
-      return {
-        ok: true,
-        body,
-        format: formatFromContentType(Array.isArray(ct) ? ct[0] : ct),
-        wireBytes,
-      };
+      const format = formatFromContentType(Array.isArray(ct) ? ct[0] : ct);
+      const sink = open(format);
+      for await (const chunk of source) {
+        const b = chunk as Buffer;
+        if (source === res.body) wireBytes += b.length;
+        bodyBytes += b.length;
+        if (bodyBytes > max) throw new TooLarge();
+        try {
+          sink(b);
+        } catch (err) {
+          throw new SinkError(err);
+        }
+      }
+      return { ok: true, format, wireBytes, bodyBytes };
     } catch (err) {
+      body?.destroy();
+      if (err instanceof SinkError) throw err.err;
       if (err instanceof TooLarge) return tooLarge(max, wireBytes);
+      if (isZlibError(err)) {
+        return { ok: false, reason: "malformed", message: "invalid gzip body", wireBytes };
+      }
       return { ok: false, ...classify(err, abort.signal.aborted, deadline), wireBytes };
     } finally {
       clearTimeout(timer);
@@ -134,7 +164,7 @@ export class Upstream {
   }
 }
 
-function tooLarge(max: number, wireBytes: number): UpstreamResult {
+function tooLarge(max: number, wireBytes: number): UpstreamStreamResult & { ok: false } {
   return {
     ok: false,
     reason: "too_large",

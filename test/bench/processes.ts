@@ -87,6 +87,8 @@ export async function startStandinAndExporter(options: {
   workspaces: number;
   config: string;
   exporterArgs?: string[];
+  /** Flags for node itself (V8 flags NODE_OPTIONS does not take). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }): Promise<ExporterPair> {
   const standin = await spawnJson(
@@ -106,6 +108,7 @@ export async function startStandinAndExporter(options: {
   try {
     const started = await spawnJson(
       [
+        ...(options.nodeArgs ?? []),
         (await exporterEntry()).script,
         "exporter",
         "--upstream",

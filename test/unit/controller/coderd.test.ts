@@ -73,6 +73,17 @@ describe("planCoderd", () => {
     assert.equal(sc?.seccompProfile?.type, "RuntimeDefault");
   });
 
+  test("the exporter's V8 heap is sized to its memory limit", () => {
+    const env = (spec: Parameters<typeof planFor>[0]) => containers(planFor(spec))[1]?.env;
+    assert.deepEqual(env({}), [
+      // The default limit is 256Mi.
+      { name: "NODE_OPTIONS", value: "--max-semi-space-size=16 --max-old-space-size=128" },
+    ]);
+    assert.deepEqual(env({ exporter: { resources: { limits: { memory: "1Gi" } } } }), [
+      { name: "NODE_OPTIONS", value: "--max-semi-space-size=16 --max-old-space-size=768" },
+    ]);
+  });
+
   test("optional Coder settings map to their env vars", () => {
     const [coderd] = containers(
       planFor({

@@ -111,6 +111,34 @@ s_count 8
   for (const c of cases) {
     it(c.name, () => assert.equal(run(c.config, c.input).text, c.want));
   }
+  it("a histogram series renamed to its family's bare name takes the family with it", () => {
+    // h_bucket{le="+Inf"} becomes h: an untyped family h that also takes the
+    // histogram's own series (those aggregated before the rename as partial sums).
+    const config = `
+metric_relabel_configs:
+  - {source_labels: [__name__, le], regex: 'h_bucket;\\+Inf', target_label: __name__, replacement: h}
+aggregate: [{metrics: [h], without: [w]}]
+`;
+    const input = `# TYPE h histogram
+h_bucket{w="a",le="1"} 1
+h_bucket{w="a",le="+Inf"} 2
+h_sum{w="a"} 3
+h_count{w="a"} 2
+h_bucket{w="b",le="1"} 10
+h_bucket{w="b",le="+Inf"} 20
+h_sum{w="b"} 30
+h_count{w="b"} 20
+`;
+    const whole = run(config, input);
+    assert.equal(whole.text, 'h{le="+Inf"} 22\nh_bucket{le="1"} 11\nh_sum 33\nh_count 22\n');
+    const c = parseExporterConfig(config);
+    assert.ok(c.ok);
+    const p = new Pipeline(c.config);
+    const stream = p.stream();
+    stream.write(Buffer.from(input));
+    assert.equal(stream.end().body.toString(), whole.text);
+  });
+
   it("counts aggregated-away series and unsupported types", () => {
     assert.equal(
       run("aggregate: [{metrics: [coderd_agents_up]}]", AGENTS).stats.dropped.aggregated,
@@ -264,26 +292,34 @@ describe("transform (streaming, bytes in and out)", () => {
   });
 });
 
-describe("transformAsync", () => {
-  it("gives the same bytes as transform and lets the event loop run in between", async () => {
+describe("stream", () => {
+  const feed = (p: Pipeline, input: Buffer, size: number) => {
+    const stream = p.stream();
+    for (let at = 0; at < input.length; at += size) stream.write(input.subarray(at, at + size));
+    return stream.end();
+  };
+  it("gives the same bytes and stats as transform, whatever the pieces", async () => {
     const { generateFixture } = await import("../../../controller/coder/fixture.ts");
     const input = Buffer.from(generateFixture({ workspaces: 30 }));
     const cfg = parseExporterConfig("presets: [per_template]\npii: {drop_labels: [username]}\n");
     assert.ok(cfg.ok);
-    const sync = new Pipeline(cfg.config).transform(input).body.toString();
-    let turns = 0;
-    const tick = setInterval(() => turns++, 0);
-    try {
-      const out = await new Pipeline(cfg.config).transformAsync(input, {}, 100);
-      assert.equal(out.body.toString(), sync);
-    } finally {
-      clearInterval(tick);
+    const whole = new Pipeline(cfg.config).transform(input);
+    const p = new Pipeline(cfg.config);
+    for (const size of [1, 3, 100, 4096, input.length]) {
+      const out = feed(p, input, size);
+      assert.equal(out.body.toString(), whole.body.toString(), `pieces of ${size}`);
+      assert.deepEqual(out.stats, whole.stats);
     }
-    assert.ok(turns > 0, "timers ran while the payload was processed");
   });
-  it("rejects malformed input with ParseError", async () => {
+  it("rejects malformed input with ParseError and its line", () => {
     const cfg = parseExporterConfig("");
     assert.ok(cfg.ok);
-    await assert.rejects(new Pipeline(cfg.config).transformAsync("a 1\nb{ 2\n", {}, 1), /line 2/);
+    assert.throws(() => feed(new Pipeline(cfg.config), Buffer.from("a 1\nb{ 2\n"), 3), /line 2/);
+    const bad = Buffer.concat([
+      Buffer.from('a 1\nb 2\nc{x="'),
+      Buffer.from([0xc3]),
+      Buffer.from('"} 3\n'),
+    ]);
+    assert.throws(() => feed(new Pipeline(cfg.config), bad, 5), /line 3: invalid UTF-8/);
   });
 });

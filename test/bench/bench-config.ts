@@ -1,0 +1,25 @@
+// The exporter configuration the benchmarks and the soak run with.
+
+/** Ten rules of the kind a platform team writes for Coder. */
+export const BENCH_CONFIG = `
+metric_relabel_configs:
+  - {source_labels: [__name__], regex: "go_.*", action: drop}
+  - {source_labels: [__name__], regex: "promhttp_.*", action: drop}
+  - {source_labels: [__name__], regex: "(coderd|coder|agent|process)_.*", action: keep}
+  - {source_labels: [__name__, path], regex: "coderd_api_.*;/api/v2/buildinfo", action: drop}
+  - {regex: tailnet_node|template_version, action: labeldrop}
+  - {source_labels: [agent_name], regex: main, target_label: agent_name, replacement: ""}
+  - {source_labels: [status], target_label: status, action: lowercase}
+  - {target_label: cluster, replacement: prod-eu}
+  - source_labels: [__name__]
+    regex: "coderd_agentstats_(.*)"
+    target_label: __name__
+    replacement: "coder_agentstats_$1"
+  - {source_labels: [workspace_owner], regex: "(.+)", target_label: username, replacement: "$1"}
+aggregate:
+  - metrics: ["coder_agentstats_*"]
+    without: [username, workspace_name, agent_name]
+presets: [drop_deprecated, per_template]
+pii:
+  hash_labels: [username, workspace_owner]
+`;
