@@ -11,7 +11,9 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
-# A larger young generation: the exporter parses large payloads (see make bench).
+# A larger young generation: both jobs allocate briefly and a lot. The injected
+# sidecar gets its own NODE_OPTIONS, sized to its memory limit
+# (controller/desired/exporter-heap.ts).
 ENV NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
 COPY --from=build /src/package.json ./

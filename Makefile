@@ -88,7 +88,7 @@ bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CR
 soak: build ## Exporter soak: 20 scrapers at 1/s on 5,000 workspaces for SOAK_SECONDS (default 300)
 	node test/bench/soak.ts
 
-fuzz: setup ## Property tests at 250,000 runs each (over 1M generated cases): parser and relabel pipeline
+fuzz: setup ## Property tests at 250,000 runs each (2M generated cases): parser, stream, relabel pipeline
 	FUZZ_RUNS=$${FUZZ_RUNS:-250000} $(NODE_TEST) --test-timeout=0 test/unit/exporter/property.test.ts
 
 clean: ## Remove build outputs (keeps the cached Go builds and Node)

@@ -83,6 +83,9 @@ export class Aggregator {
   #lastPlan: KeyPlan | undefined;
   #lastLe = "";
   #lastBound: number | undefined;
+  /** Hash of the last sample name (names repeat from series to series). */
+  #lastName = "";
+  #lastNameHash = HASH_SEED;
   /** Series fed in. */
   count = 0;
 
@@ -114,8 +117,7 @@ export class Aggregator {
     if (this.#kind === "summary" && name !== this.#sumName && name !== this.#countName) return;
     const l = s.labels;
     const plan = this.#planForLabels(l);
-    let h = this.#kind === "plain" ? hashString(HASH_SEED, name) : HASH_SEED;
-    h ^= plan.namesHash;
+    let h = this.#nameHash(name) ^ plan.namesHash;
     for (const i of plan.sorted) h = hashString(h, l[i + 1]!);
     let g = this.#index.get(h);
     for (; g !== undefined; g = g.next) {
@@ -153,8 +155,7 @@ export class Aggregator {
       plan = this.#plan(t.names);
       this.#plansByTemplate.set(t, plan);
     }
-    let h = this.#kind === "plain" ? hashString(HASH_SEED, name) : HASH_SEED;
-    h ^= plan.namesHash;
+    let h = this.#nameHash(name) ^ plan.namesHash;
     for (const p of plan.sorted) h = hashOutput(h, t, p, scan);
     let g = this.#index.get(h);
     for (; g !== undefined; g = g.next) {
@@ -218,6 +219,16 @@ export class Aggregator {
       if (g.hasCount) samples.push(new Sample(this.#countName, g.pairs.slice(), g.count));
     }
     return { ...head, samples };
+  }
+
+  /** The name's part of a group hash (only counters/gauges group by name). */
+  #nameHash(name: string): number {
+    if (this.#kind !== "plain") return HASH_SEED;
+    if (name !== this.#lastName) {
+      this.#lastName = name;
+      this.#lastNameHash = hashString(HASH_SEED, name);
+    }
+    return this.#lastNameHash;
   }
 
   #sameHead(g: Group, name: string, plan: KeyPlan): boolean {

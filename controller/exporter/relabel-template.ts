@@ -71,6 +71,10 @@ export class RelabelTemplates {
   readonly #rules: readonly RelabelRule[];
   /** Label names whose values the rules read (never `__name__`: the name is part of the key). */
   readonly #readNames: readonly string[];
+  /** The entry used last (consecutive series share name and layout). */
+  #lastShape: Shape | undefined;
+  #lastName = "";
+  #lastEntry: Entry | undefined;
 
   /** Whether the rules can be compiled (labelmap copies values of labels it picks by name). */
   static supports(rules: readonly RelabelRule[]): boolean {
@@ -88,13 +92,28 @@ export class RelabelTemplates {
     this.#readNames = [...read];
   }
 
+  /** Forgets the last lookup (its name may be cut from a scraped payload). */
+  release(): void {
+    this.#lastShape = undefined;
+    this.#lastName = "";
+    this.#lastEntry = undefined;
+  }
+
   /** The template for the sample whose labels `scan` holds, named `name`. */
   lookup(name: string, scan: LabelScan): RelabelTemplate {
     const shape = scan.shape;
-    let e = shape.byName.get(name) as Entry | undefined;
-    if (e === undefined) {
-      e = this.#entry(shape);
-      shape.byName.set(name, e);
+    let e: Entry | undefined;
+    if (shape === this.#lastShape && name === this.#lastName) {
+      e = this.#lastEntry!;
+    } else {
+      e = shape.byName.get(name) as Entry | undefined;
+      if (e === undefined) {
+        e = this.#entry(shape);
+        shape.byName.set(detach(name), e);
+      }
+      this.#lastShape = shape;
+      this.#lastName = name;
+      this.#lastEntry = e;
     }
     const read = e.read;
     if (read.length === 0) {

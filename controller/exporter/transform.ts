@@ -179,6 +179,7 @@ export class Pipeline {
   #release(): void {
     releaseInternedNames();
     this.scan.release();
+    this.templates?.release();
     for (const r of this.config.relabel) {
       r.regex.releaseInputs();
       r.scratch.parts.length = 0;
@@ -351,7 +352,9 @@ class Run implements FamilyVisitor {
       f = { ...sink.head, samples: sink.samples };
       if (sink.unsupported) stats.ruleErrors.aggregate_unsupported_type++;
     }
-    let mayDuplicate = lossy;
+    // Aggregated groups are distinct by construction: only PII scrubbing
+    // (dropping a label) can make two of them one.
+    let mayDuplicate = lossy && sink.agg === undefined;
     if (this.#pii.active) {
       for (const s of f.samples) if (this.#pii.scrub(s)) mayDuplicate = true;
     }

@@ -1,4 +1,12 @@
-// The exporter configuration the benchmarks and the soak run with.
+// How the benchmarks and the soak run the exporter: its configuration, and
+// the NODE_OPTIONS the sidecar gets with the CRD's default resources.
+import { resolveSpec } from "../../controller/api/defaults.ts";
+import { exporterNodeOptions } from "../../controller/desired/exporter-heap.ts";
+
+/** NODE_OPTIONS of the sidecar with default resources (limits.memory 256Mi). */
+export const SIDECAR_NODE_OPTIONS = exporterNodeOptions(
+  resolveSpec({}).exporter.resources?.limits?.memory,
+);
 
 /** Ten rules of the kind a platform team writes for Coder. */
 export const BENCH_CONFIG = `

@@ -8,20 +8,14 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveSpec } from "../../controller/api/defaults.ts";
 import { generateFixture } from "../../controller/coder/fixture.ts";
-import { exporterNodeOptions } from "../../controller/desired/exporter-heap.ts";
 import { parseExporterConfig } from "../../controller/exporter/config.ts";
 import { countSamples } from "../../controller/exporter/model.ts";
 import { parse } from "../../controller/exporter/parse.ts";
 import { Pipeline } from "../../controller/exporter/transform.ts";
-import { BENCH_CONFIG } from "./bench-config.ts";
+import { BENCH_CONFIG, SIDECAR_NODE_OPTIONS } from "./bench-config.ts";
 import { exporterEntry, peakRssMb, startStandinAndExporter } from "./processes.ts";
 
-/** NODE_OPTIONS of the sidecar with the CRD's default resources (limits.memory 256Mi). */
-const SIDECAR_NODE_OPTIONS = exporterNodeOptions(
-  resolveSpec({}).exporter.resources?.limits?.memory,
-);
 const CHUNK = 64 * 1024;
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);

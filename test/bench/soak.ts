@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SIDECAR_NODE_OPTIONS } from "./bench-config.ts";
 import { startStandinAndExporter } from "./processes.ts";
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 300);
@@ -27,7 +28,7 @@ await writeFile(config, "presets: [drop_deprecated, per_template]\n");
 const pair = await startStandinAndExporter({
   workspaces,
   config,
-  env: { NODE_OPTIONS: "--max-semi-space-size=16" },
+  env: { NODE_OPTIONS: SIDECAR_NODE_OPTIONS },
 });
 const exporter = pair.exporter;
 const url = pair.url;

@@ -1,4 +1,6 @@
-// Property tests (fast-check): round trips and robustness of the parser.
+// Property tests (fast-check): round trips and robustness of the parser, the
+// stream parser against the whole-payload one, and compiled relabel templates
+// against rule-by-rule relabeling.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -16,7 +18,7 @@ import { Pipeline } from "../../../controller/exporter/transform.ts";
 import { plain } from "./helpers.ts";
 
 // `make test` runs a short slice; `make fuzz` sets FUZZ_RUNS to run each
-// property that many times (4 × 250,000 = 1M generated cases).
+// property that many times (8 × 250,000 = 2M generated cases).
 const runs = (n: number) => Number(process.env.FUZZ_RUNS ?? n);
 
 /** Parses `input` fed to an ExpositionStream in pieces cut at `cuts` (fractions of its length). */
