@@ -7,7 +7,7 @@
 import { type Sample, unescapeLabelValue } from "./model.ts";
 import { detach } from "./regex.ts";
 
-/** One label-name layout, in exposition order. Owned by one LabelScan (one pipeline). */
+/** One label-name layout, in exposition order. Interned per pipeline (ShapeTable). */
 export class Shape {
   readonly names: readonly string[];
   /** Per metric name: relabel-template state (see relabel-template.ts). */
@@ -43,13 +43,6 @@ export class ShapeTable {
     sh = new Shape(names.map(detach));
     this.#shapes.set(key, sh);
     return sh;
-  }
-
-  /** The shape of the names at [starts[i], ends[i]) of `s`, `n` of them. */
-  internText(s: string, starts: ArrayLike<number>, ends: ArrayLike<number>, n: number): Shape {
-    const names: string[] = [];
-    for (let i = 0; i < n; i++) names.push(s.slice(starts[i]!, ends[i]!));
-    return this.intern(names);
   }
 }
 

@@ -532,11 +532,12 @@ class Parser {
     let p = nameStart + 1;
     while (isNameChar(s.charCodeAt(p))) p++;
     const name = s.slice(nameStart, p);
-    // Prometheus takes everything after the name but its first character; a
-    // rest of only blanks is empty text.
+    // Prometheus takes everything after the name but its first character.
+    // Blank text is empty text (written back as `# HELP name `, blanks would
+    // not survive a second parse).
     const rest = s.slice(p, end);
-    let text = "";
-    if (rest.length > 1 && !/^[ \t]*$/.test(rest)) text = rest.slice(1);
+    let text = rest.slice(1);
+    if (/^[ \t]*$/.test(text)) text = "";
     if (kw === "TYPE") this.typeLine(name, text);
     else if (kw === "HELP") this.helpLine(name, text);
     // UNIT (OpenMetrics) has no place in the 0.0.4 model; validated and dropped.

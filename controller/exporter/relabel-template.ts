@@ -27,7 +27,7 @@ export interface RelabelTemplate {
   consts: readonly string[];
   /** Output equals input (nothing to rewrite, the scraped line can be copied). */
   identity: boolean;
-  /** A value was replaced or removed (two series may now coincide). */
+  /** The series changed (two series may now coincide). */
   lossy: boolean;
   /** Target labels skipped because their expansion was not a valid name. */
   invalidTargets: number;
@@ -43,6 +43,12 @@ const PLACEHOLDER = "\u0000\ufdd0coder-metrics-input:";
 
 /** Bound on memoised value combinations per (shape, name). */
 const MEMO_LIMIT = 4096;
+/**
+ * Misses after which an entry whose values rarely repeat (a rule reading a
+ * per-workspace label) stops compiling templates: its series go through the
+ * rule engine directly, which costs less than compiling one template each.
+ */
+const DIRECT_AFTER_MISSES = 512;
 
 interface Entry {
   /** Input indexes of the read labels present in the shape. */
@@ -53,8 +59,13 @@ interface Entry {
   /** Last values read and their template (consecutive series often share them). */
   lastValues: string[];
   last: RelabelTemplate | undefined;
+  hits: number;
+  misses: number;
+  /** Templates do not pay here (see DIRECT_AFTER_MISSES). */
+  direct: boolean;
 }
 
+/** "Relabel this series with the rule engine itself." */
 const FALLBACK: RelabelTemplate = {
   outcome: "keep",
   name: "",
@@ -120,6 +131,7 @@ export class RelabelTemplates {
       e.only ??= this.#compile(name, shape, read, []);
       return e.only;
     }
+    if (e.direct) return FALLBACK;
     const last = e.lastValues;
     if (e.last !== undefined) {
       let same = true;
@@ -139,7 +151,15 @@ export class RelabelTemplates {
       key = read.length === 1 ? v : `${key}${v.length}:${v}`;
     }
     let t = e.memo.get(key);
-    if (t === undefined) {
+    if (t !== undefined) {
+      e.hits++;
+    } else {
+      if (++e.misses >= DIRECT_AFTER_MISSES && e.hits < e.misses) {
+        e.direct = true;
+        e.memo.clear();
+        e.last = undefined;
+        return FALLBACK;
+      }
       t = this.#compile(name, shape, read, last);
       if (e.memo.size >= MEMO_LIMIT) e.memo.clear();
       e.memo.set(detach(key), t);
@@ -158,7 +178,16 @@ export class RelabelTemplates {
       if (i >= 0) read.push(i);
     }
     read.sort((a, b) => a - b);
-    return { read, only: undefined, memo: new Map(), lastValues: [], last: undefined };
+    return {
+      read,
+      only: undefined,
+      memo: new Map(),
+      lastValues: [],
+      last: undefined,
+      hits: 0,
+      misses: 0,
+      direct: false,
+    };
   }
 
   /** Runs the rules on a stand-in series and reads the template off the result. */

@@ -284,8 +284,8 @@ function getLabel(s: Sample, name: string): string {
 
 /**
  * Sets (or, for an empty value, deletes) a label, like labels.Builder.Set.
- * Records in `stats.lossy` when an existing value was replaced or removed
- * (only then can two series become one); adding a new label cannot.
+ * Records in `stats.lossy` that the series changed: two series can then
+ * become one (even by adding a label another series already has).
  */
 function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): void {
   if (name === "__name__") {
@@ -314,6 +314,7 @@ function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): 
   if (value === "") return;
   s.touch();
   s.labels.push(name, value);
+  stats.lossy = true;
 }
 
 /** labeldrop (drop = true) / labelkeep over every label including `__name__`, without allocating when nothing changes. */
@@ -388,7 +389,7 @@ function validName(name: string): boolean {
 export interface RelabelStats {
   /** Expanded target/labelmap names that were not valid label names (skipped). */
   invalidTargets: number;
-  /** Set when a rule replaced or removed a label or the name (duplicates become possible). */
+  /** Set when a rule changed a label or the name (two series may then coincide). */
   lossy: boolean;
 }
 

@@ -1,7 +1,10 @@
-// The transformation pipeline over one parsed scrape:
+// The transformation pipeline over one scrape:
 //   drop_metrics → metric_relabel_configs → aggregate → pii → dedup → series_limit
-// Each stage is its own module; this file only sequences them, regroups
-// renamed series into families and counts what happened for self-metrics.
+// Each stage is its own module; this file only sequences them, routes each
+// series to the family it ends in (renamed series regroup), and counts what
+// happened for self-metrics. Series come one at a time from the parser — fed
+// the payload piece by piece by stream(), or whole by transform()/run() — and
+// a family that is aggregated takes them as they come, never holding them.
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate.ts";
 import type { AggregateRule, ExporterConfig } from "./config.ts";
 import { LabelScan } from "./label-scan.ts";

@@ -79,6 +79,7 @@ export class Upstream {
     let wireBytes = 0;
     let bodyBytes = 0;
     let body: Readable | undefined;
+    let gunzip: Readable | undefined;
     try {
       const res = await this.#pool.request({
         path: this.url.pathname + this.url.search,
@@ -114,14 +115,15 @@ export class Upstream {
       const encoding = String(res.headers["content-encoding"] ?? "").toLowerCase();
       let source: Readable = res.body;
       if (encoding === "gzip") {
-        const gunzip = createGunzip();
-        res.body.on("error", (err) => gunzip.destroy(err));
+        const gz = createGunzip();
+        gunzip = gz;
+        res.body.on("error", (err) => gz.destroy(err));
         res.body.on("data", (b: Buffer) => {
           wireBytes += b.length;
-          if (wireBytes > max) gunzip.destroy(new TooLarge());
+          if (wireBytes > max) gz.destroy(new TooLarge());
         });
-        res.body.pipe(gunzip);
-        source = gunzip;
+        res.body.pipe(gz);
+        source = gz;
       } else if (encoding !== "" && encoding !== "identity") {
         res.body.destroy();
         return {
@@ -148,6 +150,7 @@ export class Upstream {
       return { ok: true, format, wireBytes, bodyBytes };
     } catch (err) {
       body?.destroy();
+      gunzip?.destroy();
       if (err instanceof SinkError) throw err.err;
       if (err instanceof TooLarge) return tooLarge(max, wireBytes);
       if (isZlibError(err)) {

@@ -292,6 +292,32 @@ describe("transform (streaming, bytes in and out)", () => {
   });
 });
 
+describe("relabel templates", () => {
+  it("a rule reading a per-series label gives the same output once templates stop paying", () => {
+    // Every series has its own `owner`: after enough misses the template memo
+    // gives up on the family and the rule engine relabels it directly.
+    const config = parseExporterConfig(`
+metric_relabel_configs:
+  - {source_labels: [owner], regex: "(.+)", target_label: user, replacement: "u-$1"}
+  - {source_labels: [owner], regex: "o-1.*", action: drop}
+aggregate: [{metrics: [agg], without: [owner, user]}]
+`);
+    assert.ok(config.ok);
+    let input = "# TYPE m gauge\n";
+    for (let i = 0; i < 2000; i++) input += `m{owner="o-${i}",t="x"} ${i}\n`;
+    input += "# TYPE agg gauge\n";
+    for (let i = 0; i < 2000; i++) input += `agg{owner="o-${i}",t="${i % 3}"} 1\n`;
+    const templated = new Pipeline(config.config);
+    const ruleByRule = new Pipeline(config.config, undefined, { templates: false });
+    for (let round = 0; round < 2; round++) {
+      const a = templated.transform(input);
+      const b = ruleByRule.transform(input);
+      assert.equal(a.body.toString(), b.body.toString());
+      assert.deepEqual(a.stats, b.stats);
+    }
+  });
+});
+
 describe("stream", () => {
   const feed = (p: Pipeline, input: Buffer, size: number) => {
     const stream = p.stream();
