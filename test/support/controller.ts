@@ -59,3 +59,21 @@ export async function resyncAndSettle(controller: Controller): Promise<void> {
     controller.reconciled > before && controller.idle ? true : undefined,
   );
 }
+
+/**
+ * Waits until the controller is idle and has written nothing for `quietMs`:
+ * Ready can be seen while the reconcile its own writes trigger is still queued.
+ */
+export async function settled(controller: Controller, quietMs = 1000): Promise<void> {
+  let last = await writeCount(controller);
+  let since = Date.now();
+  await eventually("the controller to settle", async () => {
+    const now = await writeCount(controller);
+    if (now !== last || !controller.idle) {
+      last = now;
+      since = Date.now();
+      return undefined;
+    }
+    return Date.now() - since >= quietMs ? true : undefined;
+  });
+}

@@ -10,7 +10,7 @@ import { after, before, describe, test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { type ControlPlane, freePort, startControlPlane } from "../../cluster/control-plane.ts";
 import { createCoderDeployment, patchContainer } from "../../support/coder-deployment.ts";
-import { startController, writeCount } from "../../support/controller.ts";
+import { settled, startController, writeCount } from "../../support/controller.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { eventually, freshNamespace, type TestClients, testClients } from "../../support/kube.ts";
 
@@ -147,6 +147,7 @@ describe("controller under faults", { skip }, () => {
 
   test("another writer edits the Deployment every 300 ms: both sets of fields survive, no hot loop", async (t) => {
     const { namespace, controller } = await wiredCoder(t);
+    await settled(controller);
     const writesBefore = await writeCount(controller);
     for (let i = 0; i < 20; i++) {
       await patchContainer(clients, namespace, {
