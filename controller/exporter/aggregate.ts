@@ -83,6 +83,10 @@ export class Aggregator {
   #lastPlan: KeyPlan | undefined;
   #lastLe = "";
   #lastBound: number | undefined;
+  /** The last template's plan, and the group the last scanned series joined. */
+  #lastTemplate: RelabelTemplate | undefined;
+  #lastTemplatePlan: KeyPlan | undefined;
+  #lastGroup: Group | undefined;
   /** Hash of the last sample name (names repeat from series to series). */
   #lastName = "";
   #lastNameHash = HASH_SEED;
@@ -150,24 +154,28 @@ export class Aggregator {
   addScanned(name: string, value: number, t: RelabelTemplate, scan: LabelScan): void {
     this.count++;
     if (this.#kind === "summary" && name !== this.#sumName && name !== this.#countName) return;
-    let plan = this.#plansByTemplate.get(t);
-    if (plan === undefined) {
-      plan = this.#plan(t.names);
-      this.#plansByTemplate.set(t, plan);
-    }
-    let h = this.#nameHash(name) ^ plan.namesHash;
-    for (const p of plan.sorted) h = hashOutput(h, t, p, scan);
-    let g = this.#index.get(h);
-    for (; g !== undefined; g = g.next) {
-      if (!this.#sameHead(g, name, plan)) continue;
-      let same = true;
-      for (let k = 0; k < plan.sorted.length; k++) {
-        if (!outputEquals(t, plan.sorted[k]!, scan, g.values[k]!)) {
-          same = false;
-          break;
-        }
+    let plan: KeyPlan | undefined;
+    if (t === this.#lastTemplate) {
+      plan = this.#lastTemplatePlan!;
+    } else {
+      plan = this.#plansByTemplate.get(t);
+      if (plan === undefined) {
+        plan = this.#plan(t.names);
+        this.#plansByTemplate.set(t, plan);
       }
-      if (same) break;
+      this.#lastTemplate = t;
+      this.#lastTemplatePlan = plan;
+    }
+    // The previous series' group first: consecutive series often share one
+    // (the buckets, sum and count of one workspace's histogram, say).
+    let g: Group | undefined = this.#lastGroup;
+    let h = 0;
+    if (g === undefined || !this.#sameGroup(g, name, plan, t, scan)) {
+      h = this.#nameHash(name) ^ plan.namesHash;
+      for (const p of plan.sorted) h = hashOutput(h, t, p, scan);
+      for (g = this.#index.get(h); g !== undefined; g = g.next) {
+        if (this.#sameGroup(g, name, plan, t, scan)) break;
+      }
     }
     if (g === undefined) {
       const values = plan.sorted.map((p) => outputValue(t, p, scan));
@@ -177,6 +185,7 @@ export class Aggregator {
     } else {
       this.#combine(g, name, value);
     }
+    this.#lastGroup = g;
     if (this.#kind === "histogram" && name === this.#bucketName) {
       // Bucket bounds repeat from series to series: parse each text once.
       let bound: number | undefined;
@@ -229,6 +238,17 @@ export class Aggregator {
       this.#lastNameHash = hashString(HASH_SEED, name);
     }
     return this.#lastNameHash;
+  }
+
+  /** Whether the scanned series (output labels `t` over `scan`) belongs to group g. */
+  #sameGroup(g: Group, name: string, plan: KeyPlan, t: RelabelTemplate, scan: LabelScan): boolean {
+    if (!this.#sameHead(g, name, plan)) return false;
+    const sorted = plan.sorted;
+    const values = g.values;
+    for (let k = 0; k < sorted.length; k++) {
+      if (!outputEquals(t, sorted[k]!, scan, values[k]!)) return false;
+    }
+    return true;
   }
 
   #sameHead(g: Group, name: string, plan: KeyPlan): boolean {
