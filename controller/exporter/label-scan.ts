@@ -49,23 +49,18 @@ export class ShapeTable {
 /**
  * The labels of one sample, as its Shape plus, per label i, the value's
  * [start, end) in `src` at ranges[base + 2i], ranges[base + 2i + 1] (start
- * stored as ~start when the value holds escapes), or the value strings for
- * samples not backed by scraped text. The parser records the ranges while it
- * validates a line (ParseOptions.shapes); otherwise scan() finds them.
+ * stored as ~start when the value holds escapes), as the parser recorded
+ * them while validating the line (ParseOptions.shapes); or the value strings,
+ * for samples without such a record.
  */
 export class LabelScan {
   readonly shapes: ShapeTable;
   shape: Shape;
   #src = "";
-  #ranges: Int32Array = new Int32Array(32);
+  #ranges: Int32Array = new Int32Array(0);
   #base = 0;
   /** Value strings, when the sample is not backed by text. */
   #strs: string[] | undefined;
-  /** Own buffer for scanned ranges (the parser's are used as they are). */
-  #own: Int32Array = new Int32Array(32);
-  /** Offset of the next backslash at or after the last value scanned (-1 unknown). */
-  #nextBackslash = -1;
-  #scanned = "";
 
   constructor(shapes = new ShapeTable()) {
     this.shapes = shapes;
@@ -75,38 +70,27 @@ export class LabelScan {
   /** Forgets per-scrape positions (so no scraped payload stays referenced). */
   release(): void {
     this.#src = "";
-    this.#scanned = "";
     this.#strs = undefined;
-    this.#ranges = this.#own;
-    this.#nextBackslash = -1;
+    this.#ranges = new Int32Array(0);
   }
 
   /** Points at the labels of `s`; afterwards value(i) etc. describe them. */
   scan(s: Sample): void {
     const src = s.src;
-    if (src === undefined || s.labelsChanged) {
+    if (src === undefined || s.labelsChanged || (s.shape === undefined && s.lStart >= 0)) {
+      // Computed, changed, or parsed without ParseOptions.shapes: by the strings.
       this.#fromStrings(s.labels);
       return;
     }
     this.#strs = undefined;
     this.#src = src;
-    if (s.lStart < 0) {
+    if (s.shape === undefined) {
       this.shape = this.shapes.empty;
       return;
     }
-    if (s.shape !== undefined) {
-      this.shape = s.shape;
-      this.#ranges = s.ranges!;
-      this.#base = s.rangesAt;
-      return;
-    }
-    if (src !== this.#scanned) {
-      this.#scanned = src;
-      this.#nextBackslash = -1;
-    }
-    this.#ranges = this.#own;
-    this.#base = 0;
-    this.#scanText(src, s.lStart);
+    this.shape = s.shape;
+    this.#ranges = s.ranges!;
+    this.#base = s.rangesAt;
   }
 
   /** The value of label i as a string (copied out of the payload). */
@@ -151,79 +135,6 @@ export class LabelScan {
     }
     this.#strs = strs;
     this.shape = this.shapes.intern(names);
-  }
-
-  #scanText(s: string, at: number): void {
-    let n = 0;
-    let p = at;
-    // While the names follow the previous series' shape, a name is one
-    // comparison; `guess` drops to undefined at the first difference.
-    let guess: readonly string[] | undefined = this.shape.names;
-    for (;;) {
-      let c: number;
-      const name = guess?.[n];
-      if (2 * n + 2 > this.#own.length) this.#grow();
-      if (name !== undefined && s.charCodeAt(p + name.length) === 61 && s.startsWith(name, p)) {
-        p += name.length;
-      } else {
-        guess = undefined;
-        c = s.charCodeAt(p);
-        while (c === 32 || c === 9) c = s.charCodeAt(++p);
-        if (c === 125) break; // }
-        while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
-      }
-      p = s.indexOf('"', p) + 1;
-      // The parser validated the text: the value ends at the next quote unless
-      // a backslash comes first.
-      if (this.#nextBackslash < p) {
-        const b = s.indexOf("\\", p);
-        this.#nextBackslash = b < 0 ? s.length : b;
-      }
-      let q = s.indexOf('"', p);
-      let start = p;
-      if (q > this.#nextBackslash) {
-        q = p;
-        for (c = s.charCodeAt(q); c !== 34; c = s.charCodeAt(++q)) if (c === 92) q++;
-        this.#nextBackslash = -1;
-        start = ~p;
-      }
-      this.#own[2 * n] = start;
-      this.#own[2 * n + 1] = q;
-      n++;
-      p = q + 1;
-      c = s.charCodeAt(p);
-      if (c === 44) {
-        p++;
-        continue;
-      }
-      if (c === 125) break;
-      while (c === 32 || c === 9) c = s.charCodeAt(++p);
-      if (c === 44) p++;
-    }
-    if (guess !== undefined && guess.length === n) return;
-    this.shape = this.#shapeOf(s, at, n);
-  }
-
-  /** The shape of the n labels starting at `at` (names re-read: rare, on a layout change). */
-  #shapeOf(s: string, at: number, n: number): Shape {
-    const names: string[] = [];
-    let p = at;
-    for (let i = 0; i < n; i++) {
-      let c = s.charCodeAt(p);
-      while (c === 32 || c === 9 || c === 44) c = s.charCodeAt(++p);
-      const ns = p;
-      while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
-      names.push(s.slice(ns, p));
-      p = this.#own[2 * i + 1]! + 1; // after the value's closing quote
-    }
-    return this.shapes.intern(names);
-  }
-
-  #grow(): void {
-    const b = new Int32Array(this.#own.length * 2);
-    b.set(this.#own);
-    this.#own = b;
-    this.#ranges = this.#own;
   }
 }
 
