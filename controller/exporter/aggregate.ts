@@ -19,12 +19,6 @@ import { parseGoFloat } from "./parse.ts";
 import { detach } from "./regex.ts";
 import { hashOutput, outputEquals, outputValue, type RelabelTemplate } from "./relabel-template.ts";
 
-/** Result of aggregating one family; `family` is undefined when the op does not apply to its type. */
-export interface AggregateResult {
-  family: Family | undefined;
-  unsupported: boolean;
-}
-
 /** The family fields an aggregation keeps (everything but the samples). */
 export type FamilyHead = Omit<Family, "samples">;
 
@@ -393,12 +387,4 @@ function combine(op: AggregateOp, acc: number, v: number): number {
     case "count":
       return acc + 1;
   }
-}
-
-/** Aggregates a whole family at once. */
-export function aggregateFamily(f: Family, rule: AggregateRule): AggregateResult {
-  if (!aggregateSupported(f.type, rule)) return { family: undefined, unsupported: true };
-  const agg = new Aggregator(f, rule);
-  for (const s of f.samples) agg.addSample(s);
-  return { family: agg.result(), unsupported: false };
 }
