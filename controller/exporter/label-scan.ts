@@ -120,10 +120,7 @@ export class LabelScan {
     const j = this.#base + 2 * i;
     const a = this.#ranges[j]!;
     if (a < 0) return hashString(h, this.value(i));
-    const s = this.#src;
-    const end = this.#ranges[j + 1]!;
-    for (let p = a; p < end; p++) h = Math.imul(h ^ s.charCodeAt(p), 16777619);
-    return Math.imul(h ^ 0xffff, 16777619);
+    return hashRange(h, this.#src, a, this.#ranges[j + 1]!);
   }
 
   #fromStrings(l: readonly string[]): void {
@@ -138,10 +135,15 @@ export class LabelScan {
   }
 }
 
-/** FNV-1a over a string's UTF-16 code units, closed with a separator. */
-export function hashString(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+/** FNV-1a over [start, end) of a string's UTF-16 code units, closed with a separator. */
+export function hashRange(h: number, s: string, start: number, end: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return Math.imul(h ^ 0xffff, 16777619);
+}
+
+/** FNV-1a over a whole string (see hashRange). */
+export function hashString(h: number, s: string): number {
+  return hashRange(h, s, 0, s.length);
 }
 
 export const HASH_SEED = 0x811c9dc5 | 0;

@@ -11,7 +11,7 @@
 // placeholders, so templates have Prometheus's semantics by construction.
 // A series then costs a memo lookup, and its values are only copied out of
 // the payload if a later stage needs them.
-import type { LabelScan, Shape } from "./label-scan.ts";
+import { hashString, type LabelScan, type Shape } from "./label-scan.ts";
 import { Sample } from "./model.ts";
 import { detach } from "./regex.ts";
 import { type RelabelOutcome, type RelabelRule, type RelabelStats, relabel } from "./relabel.ts";
@@ -266,10 +266,7 @@ export function applyTemplate(s: Sample, t: RelabelTemplate, scan: LabelScan): v
 /** Mixes output label p's value into a hash. */
 export function hashOutput(h: number, t: RelabelTemplate, p: number, scan: LabelScan): number {
   const from = t.sources[p]!;
-  if (from >= 0) return scan.hashValue(h, from);
-  const v = t.consts[p]!;
-  for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v.charCodeAt(i), 16777619);
-  return Math.imul(h ^ 0xffff, 16777619);
+  return from >= 0 ? scan.hashValue(h, from) : hashString(h, t.consts[p]!);
 }
 
 /** Whether output label p's value equals `v`. */
