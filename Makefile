@@ -45,8 +45,8 @@ prometheus-binary: ## Build (or reuse) Prometheus (Debian's lacks kubernetes_sd_
 	@test/tools/go-tools.sh prometheus-operator >/dev/null
 
 generate: setup helm-binary ## Regenerate files derived from the code: the chart's CRD, docs/metrics.md, manifests/install.yaml
-	node controller/api/print-crd.ts > charts/coder-metrics/crds/codermetrics.yaml
-	node controller/coder/metrics-reference.ts > docs/metrics.md
+	node test/tools/print-crd.ts > charts/coder-metrics/crds/codermetrics.yaml
+	node test/tools/metrics-reference.ts > docs/metrics.md
 	node test/tools/manifests.ts
 
 manifests: setup helm-binary ## Regenerate only manifests/install.yaml from the chart (helm template)
@@ -57,6 +57,12 @@ chart-lint: helm-binary ## helm lint --strict of charts/coder-metrics (also part
 
 build: setup ## Compile TypeScript to dist/
 	npm run --silent build
+
+# buildah (Debian) and the Dockerfile as is; a stand-in for node:24-bookworm-slim
+# (debootstrap + Node from the npm registry) when no registry serves it.
+.PHONY: image
+image: ## Build the container image coder-metrics:<version> (+ :dev) with buildah, and an OCI archive in .cache/image/ (needs root)
+	test/tools/image.sh
 
 typecheck: setup ## tsc --noEmit under strict
 	npx tsc --noEmit

@@ -38,14 +38,14 @@ export const commands: Record<string, Command> = {
   "scrape-config": {
     summary: "print a Prometheus scrape_configs job for a CoderMetrics (no Operator needed)",
     async run(args) {
-      const { runScrapeConfig } = await import("./scrape-config-cli.ts");
+      const { runScrapeConfig } = await import("./scrape-config/main.ts");
       return runScrapeConfig(args);
     },
   },
   version: {
     summary: "print the version",
     async run() {
-      const { version } = await import("./version.ts");
+      const { version } = await import("./common/version.ts");
       console.log(version);
       return 0;
     },

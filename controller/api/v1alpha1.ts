@@ -2,7 +2,7 @@
 // (charts/ and manifests/) is generated from these schemas and the TypeScript
 // types are derived from them, so the two cannot drift.
 import { type SchemaOptions, type Static, Type } from "@sinclair/typebox";
-import { ACTIONS } from "../exporter/relabel.ts";
+import { RELABEL_ACTIONS } from "./relabel-actions.ts";
 import { Duration, Quantity, StringEnum, StringMap, withRules } from "./schema.ts";
 
 export const group = "coder-metrics.io";
@@ -47,7 +47,7 @@ const RelabelConfig = withRules(
     regex: Type.Optional(Type.String({ maxLength: 4096 })),
     modulus: Type.Optional(Type.Integer({ minimum: 1 })),
     replacement: Type.Optional(Type.String({ maxLength: 1024 })),
-    action: StringEnum(ACTIONS, { default: "replace" }),
+    action: StringEnum(RELABEL_ACTIONS, { default: "replace" }),
   }),
   [
     {

@@ -1,16 +1,13 @@
 // CODER_PROMETHEUS_ADDRESS is host:port; the sidecar reaches coderd over the
 // pod's loopback whatever interface coderd binds.
-export interface CoderAddress {
-  host: string;
-  port: number;
-}
+import { type HostPort, splitHostPort } from "../common/address.ts";
 
+export type CoderAddress = HostPort;
+
+/** coderd's listen address; port 0 (any port) cannot be scraped. */
 export function parseCoderAddress(address: string): CoderAddress | undefined {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):([0-9]{1,5})$/.exec(address.trim());
-  if (match === null) return undefined;
-  const port = Number(match[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: match[1] ?? "", port };
+  const parts = splitHostPort(address);
+  return parts === undefined || parts.port === 0 ? undefined : parts;
 }
 
 /** The URL the exporter scrapes from inside the pod. */

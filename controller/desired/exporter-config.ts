@@ -5,7 +5,7 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { CoderMetrics, ExporterConfig } from "../api/v1alpha1.ts";
-import { type ConfigError, validateExporterConfig } from "../exporter/config.ts";
+import { type ConfigError, validateExporterConfig } from "../exporter/config/config.ts";
 import { exporterConfigKey, exporterConfigMapName, ownedLabels, ownerReference } from "./names.ts";
 
 const header =

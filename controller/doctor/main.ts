@@ -1,40 +1,46 @@
 // `coder-metrics doctor`: walks a cluster's chain from a CoderMetrics to a
 // Prometheus target and prints a checklist with fixes. Exit code 1 when a
 // check fails, 2 on a usage error.
-import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
+import { type FlagSpec, type FlagValues, parseFlags, UsageError, usage } from "../common/flags.ts";
 import { exitCode, formatReport, runChecks } from "./checks.ts";
 import { gather, soleCoderMetrics } from "./gather.ts";
 
-const usage = `usage: coder-metrics doctor [flags]
-
-Checks, step by step, why Prometheus does (or does not) scrape Coder:
+const SUMMARY = `Checks, step by step, why Prometheus does (or does not) scrape Coder:
 CoderMetrics → Coder Deployment → coderd settings and rollout → Service endpoints
-→ ServiceMonitor → a Prometheus that selects it → (optional) the target is up.
+→ ServiceMonitor → a Prometheus that selects it → (optional) the target is up.`;
 
-flags:
-  -n, --namespace NS        namespace of the CoderMetrics (default: the kubeconfig context's)
-      --name NAME           the CoderMetrics (default: the only one in the namespace)
-      --kubeconfig PATH     default: $KUBECONFIG, ~/.kube/config, or in-cluster
-      --prometheus-url URL  also check the target in Prometheus (e.g. http://localhost:9090
-                            after kubectl port-forward svc/prometheus-operated 9090)
-  -o, --output FORMAT       text (default) or json`;
+const FLAGS: readonly FlagSpec[] = [
+  {
+    name: "namespace",
+    short: "n",
+    help: "namespace of the CoderMetrics (default: the kubeconfig context's)",
+  },
+  { name: "name", help: "the CoderMetrics (default: the only one in the namespace)" },
+  { name: "kubeconfig", help: "default: $KUBECONFIG, ~/.kube/config, or in-cluster" },
+  {
+    name: "prometheus-url",
+    help: "also check the target in Prometheus (e.g. http://localhost:9090 after kubectl port-forward svc/prometheus-operated 9090)",
+  },
+  { name: "output", short: "o", help: "text or json", default: "text" },
+];
 
 export async function runDoctor(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>["values"];
+  const help = usage("doctor", SUMMARY, FLAGS);
+  let values: FlagValues;
   try {
-    values = parse(argv).values;
+    values = parseFlags(argv, FLAGS);
+    if (!values.help && values.output !== "text" && values.output !== "json") {
+      throw new UsageError("--output must be text or json");
+    }
   } catch (err) {
-    console.error(`coder-metrics doctor: ${(err as Error).message}\n\n${usage}`);
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`coder-metrics doctor: ${err.message}\n\n${help}`);
     return 2;
   }
   if (values.help) {
-    console.log(usage);
+    process.stdout.write(help);
     return 0;
-  }
-  if (values.output !== "text" && values.output !== "json") {
-    console.error(`coder-metrics doctor: --output must be text or json\n\n${usage}`);
-    return 2;
   }
   const config = new k8s.KubeConfig();
   if (values.kubeconfig) config.loadFromFile(values.kubeconfig);
@@ -50,10 +56,7 @@ export async function runDoctor(argv: string[]): Promise<number> {
   }
 }
 
-async function diagnose(
-  config: k8s.KubeConfig,
-  values: ReturnType<typeof parse>["values"],
-): Promise<number> {
+async function diagnose(config: k8s.KubeConfig, values: FlagValues): Promise<number> {
   const namespace =
     values.namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? "default";
   let name = values.name;
@@ -75,19 +78,4 @@ async function diagnose(
     console.log(JSON.stringify({ namespace, name, checks: results }, null, 2));
   else process.stdout.write(formatReport(snapshot, results));
   return exitCode(results);
-}
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      namespace: { type: "string", short: "n" },
-      name: { type: "string" },
-      kubeconfig: { type: "string" },
-      "prometheus-url": { type: "string" },
-      output: { type: "string", short: "o", default: "text" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
 }

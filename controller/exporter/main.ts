@@ -2,20 +2,17 @@
 // upstream client, the config reloader and the HTTP server, and closes them
 // in order on SIGTERM/SIGINT.
 import type { AddressInfo } from "node:net";
-import {
-  type FlagSpec,
-  parseDuration,
-  parseFlags,
-  parseListen,
-  parseSize,
-  UsageError,
-  usage,
-} from "./flags.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { SelfMetrics } from "./metrics.ts";
-import { ConfigReloader } from "./reload.ts";
-import { createExporterServer, type ExporterServer } from "./server.ts";
-import { Upstream } from "./upstream.ts";
+import { parseListen } from "../common/address.ts";
+import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
+import { createLogger, type Logger } from "../common/log.ts";
+import { parseDuration, parseSize } from "../common/units.ts";
+import { SelfMetrics } from "./serve/metrics.ts";
+import { ConfigReloader } from "./config/reload.ts";
+import { createExporterServer, type ExporterServer } from "./serve/server.ts";
+import { Upstream } from "./upstream/upstream.ts";
+
+/** Every exporter flag can also be set as CODER_METRICS_EXPORTER_<FLAG>. */
+export const EXPORTER_ENV_PREFIX = "CODER_METRICS_EXPORTER_";
 
 export const EXPORTER_FLAGS: readonly FlagSpec[] = [
   {
@@ -71,7 +68,7 @@ export interface RunningExporter {
 
 /** Starts the exporter in this process. */
 export async function startExporter(o: ExporterOptions): Promise<RunningExporter> {
-  const log = o.log ?? createLogger();
+  const log = o.log ?? createLogger({ base: { component: "exporter" } });
   const metrics = new SelfMetrics({ defaultMetrics: o.defaultMetrics });
   const upstream = new Upstream({
     url: o.upstream,
@@ -125,7 +122,7 @@ export function exporterOptionsFromFlags(
   args: readonly string[],
   env = process.env,
 ): ExporterOptions | "help" {
-  const f = parseFlags(args, EXPORTER_FLAGS, env);
+  const f = parseFlags(args, EXPORTER_FLAGS, { env, envPrefix: EXPORTER_ENV_PREFIX });
   if (f.help) return "help";
   return {
     upstream: f.upstream!,
@@ -140,19 +137,21 @@ export function exporterOptionsFromFlags(
 
 /** The `exporter` subcommand: runs until SIGTERM/SIGINT. */
 export async function runExporter(args: string[]): Promise<number> {
-  const log = createLogger();
+  const log = createLogger({ base: { component: "exporter" } });
   let options: ExporterOptions | "help";
   try {
     options = exporterOptionsFromFlags(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(
-      `coder-metrics exporter: ${err.message}\n\n${usage("exporter", SUMMARY, EXPORTER_FLAGS)}`,
+      `coder-metrics exporter: ${err.message}\n\n${usage("exporter", SUMMARY, EXPORTER_FLAGS, { envPrefix: EXPORTER_ENV_PREFIX })}`,
     );
     return 2;
   }
   if (options === "help") {
-    process.stdout.write(usage("exporter", SUMMARY, EXPORTER_FLAGS));
+    process.stdout.write(
+      usage("exporter", SUMMARY, EXPORTER_FLAGS, { envPrefix: EXPORTER_ENV_PREFIX }),
+    );
     return 0;
   }
   let running: RunningExporter;

@@ -1,12 +1,13 @@
 // `coder-metrics relabel --config RULES.yaml < in.prom > out.prom`: the
 // exporter's pipeline as a filter, for trying rules on a saved payload.
 import { readFile } from "node:fs/promises";
-import { parseExporterConfig } from "./config.ts";
-import { type FlagSpec, parseFlags, parseSize, UsageError, usage } from "./flags.ts";
-import { ParseError } from "./model.ts";
-import type { ExpositionFormat } from "./parse.ts";
-import { HASH_KEY_ENV } from "./reload.ts";
-import { Pipeline } from "./transform.ts";
+import { parseExporterConfig } from "./config/config.ts";
+import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
+import { parseSize } from "../common/units.ts";
+import { ParseError } from "./model/model.ts";
+import type { ExpositionFormat } from "./parse/parse.ts";
+import { HASH_KEY_ENV } from "./config/reload.ts";
+import { Pipeline } from "./pipeline.ts";
 
 const FLAGS: readonly FlagSpec[] = [
   { name: "config", help: "rules file (YAML), as for the exporter (required)" },

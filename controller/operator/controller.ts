@@ -11,7 +11,7 @@ import { createEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
 import { Kube } from "./kube.ts";
 import { reuseConnections } from "./kube-config.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import { type ClusterState, reconcile } from "./reconcile.ts";

@@ -2,7 +2,8 @@
 // `kubectl describe codermetrics` and `kubectl get events` tell the story.
 import { randomBytes } from "node:crypto";
 import type { Kube } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
+import { microTime } from "./micro-time.ts";
 
 export interface EventTarget {
   apiVersion: string;
@@ -18,9 +19,6 @@ export interface EventRecorder {
 }
 
 /** Go's metav1.MicroTime format. */
-function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-}
 
 export function createEventRecorder(kube: Kube, log: Logger, instance: string): EventRecorder {
   const emit = (type: "Normal" | "Warning", target: EventTarget, reason: string, note: string) => {

@@ -2,21 +2,12 @@
 // process is alive), /readyz (caches synced, or standing by for the lease).
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
+import type { HostPort } from "../common/address.ts";
 
 export interface ProbeServerOptions {
-  address: string;
+  address: HostPort;
   registry: Registry;
   ready: () => boolean;
-}
-
-export function parseListenAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(":");
-  const port = Number(address.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`invalid listen address "${address}": want host:port, e.g. 0.0.0.0:8080`);
-  }
-  const host = address.slice(0, i).replace(/^\[(.*)\]$/, "$1");
-  return { host: host === "" ? "0.0.0.0" : host, port };
 }
 
 export async function startProbeServer(options: ProbeServerOptions): Promise<Server> {
@@ -42,7 +33,7 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Ser
       res.writeHead(404).end();
     }
   });
-  const { host, port } = parseListenAddress(options.address);
+  const { host, port } = options.address;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());

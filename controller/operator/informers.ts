@@ -4,7 +4,7 @@
 // backoff (API server restarts, network blips) and log once per failure.
 import * as k8s from "@kubernetes/client-node";
 import type { Kube } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
 
 export interface ResourceType {
   apiVersion: string;

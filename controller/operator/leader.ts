@@ -5,7 +5,8 @@
 // Writes use the Lease's resourceVersion, so two candidates can never both win.
 import type { V1Lease } from "@kubernetes/client-node";
 import { isNotFound, type Kube } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
+import { microTime } from "./micro-time.ts";
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -18,10 +19,6 @@ export interface LeaderElectionOptions {
   /** Called once when leadership is lost (not after release()). */
   onStoppedLeading: () => void;
   log: Logger;
-}
-
-function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 export class LeaderElector {

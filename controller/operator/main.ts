@@ -1,97 +1,139 @@
 // `coder-metrics controller`: flags → leader election → the controller.
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { version } from "../version.ts";
+import { type HostPort, parseListen } from "../common/address.ts";
+import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
+import { createLogger, isLevel, type Level } from "../common/log.ts";
+import { parseDuration } from "../common/units.ts";
+import { version } from "../common/version.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
 import { Kube } from "./kube.ts";
 import { reuseConnections } from "./kube-config.ts";
 import { LeaderElector } from "./leader.ts";
-import { createLogger, type Level } from "./log.ts";
 import { createControllerMetrics } from "./metrics.ts";
 
 export const defaultExporterImage = `ghcr.io/coder-metrics/coder-metrics:${version}`;
 
-const usage = `usage: coder-metrics controller [flags]
+const SUMMARY =
+  "Watches CoderMetrics resources and wires the Coder Deployments they select to Prometheus.";
 
-Watches CoderMetrics resources and wires the Coder Deployments they select to Prometheus.
+const FLAGS: readonly FlagSpec[] = [
+  { name: "kubeconfig", help: "kubeconfig; default: $KUBECONFIG, ~/.kube/config, or in-cluster" },
+  {
+    name: "watch-namespaces",
+    help: "only these namespaces, comma-separated (namespaced RBAC); default all",
+    env: "WATCH_NAMESPACES",
+    default: "",
+  },
+  {
+    name: "exporter-image",
+    help: "image of the injected exporter",
+    env: "CODER_METRICS_EXPORTER_IMAGE",
+    default: defaultExporterImage,
+  },
+  { name: "metrics-address", help: "/metrics, /healthz, /readyz", default: "0.0.0.0:8080" },
+  { name: "leader-elect", help: "take a Lease before working", default: "true" },
+  {
+    name: "leader-election-namespace",
+    help: "namespace of the Lease",
+    env: "POD_NAMESPACE",
+    default: "default",
+  },
+  { name: "leader-election-id", help: "Lease name", default: "coder-metrics-controller" },
+  {
+    name: "lease-duration",
+    help: "how long a standby waits before taking an unrenewed lease",
+    default: "15s",
+  },
+  {
+    name: "renew-deadline",
+    help: "how long the leader retries renewing before it gives up",
+    default: "10s",
+  },
+  { name: "retry-period", help: "how often to try to acquire or renew", default: "2s" },
+  { name: "workers", help: "concurrent reconciles", default: "2" },
+  { name: "resync", help: "reconcile everything at least this often", default: "10m" },
+  { name: "log-level", help: "debug, info, warn, error", default: "info" },
+];
 
-flags (each also read from the environment variable in brackets):
-  --kubeconfig PATH               kubeconfig; default: $KUBECONFIG, ~/.kube/config, or in-cluster
-  --watch-namespaces A,B          only these namespaces (namespaced RBAC) [WATCH_NAMESPACES]; default all
-  --exporter-image IMAGE          image of the injected exporter [CODER_METRICS_EXPORTER_IMAGE]
-                                  default ${defaultExporterImage}
-  --metrics-address HOST:PORT     /metrics, /healthz, /readyz (default 0.0.0.0:8080)
-  --leader-elect BOOL             take a Lease before working (default true)
-  --leader-election-namespace NS  [POD_NAMESPACE] (default "default")
-  --leader-election-id NAME       Lease name (default coder-metrics-controller)
-  --lease-duration DURATION       how long a standby waits before taking an unrenewed lease (default 15s)
-  --renew-deadline DURATION       how long the leader retries renewing before it gives up (default 10s)
-  --retry-period DURATION         how often to try to acquire or renew (default 2s)
-  --workers N                     concurrent reconciles (default 2)
-  --resync DURATION               reconcile everything at least this often (default 10m)
-  --log-level LEVEL               debug, info, warn, error (default info)`;
+interface ControllerFlags {
+  kubeconfig: string | undefined;
+  watchNamespaces: string[];
+  exporterImage: string;
+  metricsAddress: HostPort;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  workers: number;
+  resyncMs: number;
+  logLevel: Level;
+}
 
-function duration(text: string): number {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!match) throw new Error(`invalid duration "${text}" (want e.g. 30s, 10m)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
-  return Number(match[1]) * unit;
+function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help" {
+  const v = parseFlags(argv, FLAGS);
+  if (v.help) return "help";
+  const workers = Number(v.workers);
+  if (!Number.isInteger(workers) || workers < 1) {
+    throw new UsageError(`--workers: want a whole number >= 1, got "${v.workers}"`);
+  }
+  const logLevel = v["log-level"]!;
+  if (!isLevel(logLevel)) throw new UsageError(`--log-level: unknown level "${logLevel}"`);
+  return {
+    kubeconfig: v.kubeconfig || undefined,
+    watchNamespaces: v["watch-namespaces"]!.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    exporterImage: v["exporter-image"]!,
+    metricsAddress: parseListen("metrics-address", v["metrics-address"]!),
+    leaderElect: v["leader-elect"] !== "false",
+    leaderElectionNamespace: v["leader-election-namespace"]!,
+    leaderElectionId: v["leader-election-id"]!,
+    leaseDurationMs: parseDuration("lease-duration", v["lease-duration"]!),
+    renewDeadlineMs: parseDuration("renew-deadline", v["renew-deadline"]!),
+    retryPeriodMs: parseDuration("retry-period", v["retry-period"]!),
+    workers,
+    resyncMs: parseDuration("resync", v.resync!),
+    logLevel,
+  };
 }
 
 export async function runController(argv: string[]): Promise<number> {
   const env = process.env;
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      kubeconfig: { type: "string" },
-      "watch-namespaces": { type: "string", default: env.WATCH_NAMESPACES ?? "" },
-      "exporter-image": {
-        type: "string",
-        default: env.CODER_METRICS_EXPORTER_IMAGE ?? defaultExporterImage,
-      },
-      "metrics-address": { type: "string", default: "0.0.0.0:8080" },
-      "leader-elect": { type: "string", default: "true" },
-      "leader-election-namespace": { type: "string", default: env.POD_NAMESPACE ?? "default" },
-      "leader-election-id": { type: "string", default: "coder-metrics-controller" },
-      "lease-duration": { type: "string", default: "15s" },
-      "renew-deadline": { type: "string", default: "10s" },
-      "retry-period": { type: "string", default: "2s" },
-      workers: { type: "string", default: "2" },
-      resync: { type: "string", default: "10m" },
-      "log-level": { type: "string", default: "info" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(usage);
+  let flags: ControllerFlags | "help";
+  try {
+    flags = parseControllerFlags(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(
+      `coder-metrics controller: ${err.message}\n\n${usage("controller", SUMMARY, FLAGS)}`,
+    );
+    return 2;
+  }
+  if (flags === "help") {
+    process.stdout.write(usage("controller", SUMMARY, FLAGS));
     return 0;
   }
-  const log = createLogger({
-    level: values["log-level"] as Level,
-    base: { component: "controller" },
-  });
+  const log = createLogger({ level: flags.logLevel, base: { component: "controller" } });
   const kubeconfig = new k8s.KubeConfig();
-  if (values.kubeconfig) kubeconfig.loadFromFile(values.kubeconfig);
+  if (flags.kubeconfig) kubeconfig.loadFromFile(flags.kubeconfig);
   else kubeconfig.loadFromDefault();
   reuseConnections(kubeconfig);
   const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const metrics = createControllerMetrics();
-  const watchNamespaces = values["watch-namespaces"]
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const { watchNamespaces } = flags;
   const controller = new Controller({
     kubeconfig,
     watchNamespaces,
-    exporterImage: values["exporter-image"],
+    exporterImage: flags.exporterImage,
     log,
     metrics,
     identity,
-    workers: Number(values.workers),
-    resyncMs: duration(values.resync),
+    workers: flags.workers,
+    resyncMs: flags.resyncMs,
   });
   let synced = false;
   const startWorking = async () => {
@@ -99,16 +141,16 @@ export async function runController(argv: string[]): Promise<number> {
     await controller.start();
     synced = true;
   };
-  const leaderElect = values["leader-elect"] !== "false";
+  const { leaderElect } = flags;
   const elector = leaderElect
     ? new LeaderElector(new Kube(kubeconfig, metrics), {
-        namespace: values["leader-election-namespace"],
-        name: values["leader-election-id"],
+        namespace: flags.leaderElectionNamespace,
+        name: flags.leaderElectionId,
         identity,
         log,
-        leaseDurationMs: duration(values["lease-duration"]),
-        renewDeadlineMs: duration(values["renew-deadline"]),
-        retryPeriodMs: duration(values["retry-period"]),
+        leaseDurationMs: flags.leaseDurationMs,
+        renewDeadlineMs: flags.renewDeadlineMs,
+        retryPeriodMs: flags.retryPeriodMs,
         onStartedLeading: startWorking,
         onStoppedLeading: () => {
           // As controller-runtime does: a replica that lost the lease exits and restarts clean.
@@ -119,7 +161,7 @@ export async function runController(argv: string[]): Promise<number> {
     : undefined;
 
   const server = await startProbeServer({
-    address: values["metrics-address"],
+    address: flags.metricsAddress,
     registry: metrics.registry,
     // A standby is ready: it is healthy and waiting for the lease.
     ready: () => synced || (elector !== undefined && !elector.isLeader),
@@ -127,7 +169,7 @@ export async function runController(argv: string[]): Promise<number> {
   log.info("starting", {
     version,
     identity,
-    exporterImage: values["exporter-image"],
+    exporterImage: flags.exporterImage,
     leaderElect,
     watchNamespaces,
   });

@@ -38,7 +38,7 @@ import { matchesSelector } from "../discovery/label-selector.ts";
 import { evaluateSelection, type PrometheusLike } from "../discovery/prometheus-selection.ts";
 import type { EventRecorder, EventTarget } from "./events.ts";
 import type { Kube } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
 import { ownedEnvNames } from "./managed-fields.ts";
 import { type ConditionInput, mergeConditions, readyCondition, statusEqual } from "./status.ts";
 

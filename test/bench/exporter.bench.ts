@@ -8,11 +8,11 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateFixture } from "../../controller/coder/fixture.ts";
-import { parseExporterConfig } from "../../controller/exporter/config.ts";
-import { countSamples } from "../../controller/exporter/model.ts";
-import { parse } from "../../controller/exporter/parse.ts";
-import { Pipeline } from "../../controller/exporter/transform.ts";
+import { generateFixture } from "../support/coder-fixture.ts";
+import { parseExporterConfig } from "../../controller/exporter/config/config.ts";
+import { countSamples } from "../../controller/exporter/model/model.ts";
+import { parse } from "../../controller/exporter/parse/parse.ts";
+import { Pipeline } from "../../controller/exporter/pipeline.ts";
 import { BENCH_CONFIG, SIDECAR_NODE_OPTIONS } from "./bench-config.ts";
 import { exporterEntry, peakRssMb, startStandinAndExporter } from "./processes.ts";
 

@@ -10,7 +10,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
-import { generateFixture } from "../../controller/coder/fixture.ts";
+import { generateFixture } from "./coder-fixture.ts";
 
 export interface StandinBehaviour {
   /** Wait this long before answering. */

@@ -3,7 +3,7 @@
 import type { TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { Controller } from "../../controller/operator/controller.ts";
-import { createLogger } from "../../controller/operator/log.ts";
+import { createLogger } from "../../controller/common/log.ts";
 import { eventually } from "./kube.ts";
 
 export const testExporterImage = "ghcr.io/coder-metrics/coder-metrics:test";

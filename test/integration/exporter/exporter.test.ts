@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { silentLogger } from "../../../controller/exporter/log.ts";
+import { silentLogger } from "../../../controller/common/log.ts";
 import {
   type ExporterOptions,
   type RunningExporter,

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createLogger } from "../../../controller/exporter/log.ts";
+import { createLogger } from "../../../controller/common/log.ts";
 import { type RunningExporter, startExporter } from "../../../controller/exporter/main.ts";
 
 type Behaviour = (socket: Socket) => void;
@@ -55,7 +55,7 @@ before(async () => {
     maxBodyBytes: 1024 * 1024,
     hashKeyFile: keyFile,
     configCheckIntervalMs: 1000,
-    log: createLogger((line) => logs.push(line)),
+    log: createLogger({ write: (line) => logs.push(line), base: { component: "exporter" } }),
     defaultMetrics: false,
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
-import { crdYaml } from "../../../controller/api/print-crd.ts";
+import { crdYaml } from "../../tools/print-crd.ts";
 
 const chartCrd = resolve(
   import.meta.dirname,

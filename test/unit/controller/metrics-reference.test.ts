@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { test } from "node:test";
-import { metricsReference } from "../../../controller/coder/metrics-reference.ts";
+import { metricsReference } from "../../tools/metrics-reference.ts";
 
 test("docs/metrics.md is generated from the metric catalogue (run `make generate`)", () => {
   assert.equal(

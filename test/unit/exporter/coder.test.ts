@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CATALOG, deprecatedMetrics } from "../../../controller/coder/catalog.ts";
-import { generateFixture } from "../../../controller/coder/fixture.ts";
-import { isValidLabelName, isValidMetricName } from "../../../controller/exporter/model.ts";
-import { parse } from "../../../controller/exporter/parse.ts";
+import { generateFixture } from "../../support/coder-fixture.ts";
+import { isValidLabelName, isValidMetricName } from "../../../controller/exporter/model/model.ts";
+import { parse } from "../../../controller/exporter/parse/parse.ts";
 
 describe("catalogue", () => {
   it("names, labels and types are valid and unique", () => {

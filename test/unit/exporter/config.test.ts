@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import {
   parseExporterConfig,
   validateExporterConfig,
-} from "../../../controller/exporter/config.ts";
+} from "../../../controller/exporter/config/config.ts";
 
 describe("parseExporterConfig: accepted forms", () => {
   it("a plain list of metric_relabel_configs rules", () => {

@@ -1,5 +1,5 @@
 // Shared helpers for the exporter's unit tests.
-import { type Family, Sample } from "../../../controller/exporter/model.ts";
+import { type Family, Sample } from "../../../controller/exporter/model/model.ts";
 
 /** A sample built from a label map (insertion order kept). */
 export function sample(name: string, labels: Record<string, string> = {}, value = 1): Sample {

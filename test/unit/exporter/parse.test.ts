@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ParseError } from "../../../controller/exporter/model.ts";
-import { parse, parseGoFloat } from "../../../controller/exporter/parse.ts";
-import { serialize } from "../../../controller/exporter/serialize.ts";
+import { ParseError } from "../../../controller/exporter/model/model.ts";
+import { parse, parseGoFloat } from "../../../controller/exporter/parse/parse.ts";
+import { serialize } from "../../../controller/exporter/serialize/serialize.ts";
 import { type PlainFamily, plain } from "./helpers.ts";
 
 describe("parse: accepted input", () => {

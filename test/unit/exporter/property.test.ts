@@ -9,12 +9,16 @@ import {
   type MetricType,
   ParseError,
   Sample,
-} from "../../../controller/exporter/model.ts";
-import { ExpositionStream, parse, type ParseOptions } from "../../../controller/exporter/parse.ts";
-import { serialize } from "../../../controller/exporter/serialize.ts";
-import { parseExporterConfig } from "../../../controller/exporter/config.ts";
-import { ACTIONS } from "../../../controller/exporter/relabel.ts";
-import { Pipeline } from "../../../controller/exporter/transform.ts";
+} from "../../../controller/exporter/model/model.ts";
+import {
+  ExpositionStream,
+  parse,
+  type ParseOptions,
+} from "../../../controller/exporter/parse/parse.ts";
+import { serialize } from "../../../controller/exporter/serialize/serialize.ts";
+import { parseExporterConfig } from "../../../controller/exporter/config/config.ts";
+import { RELABEL_ACTIONS as ACTIONS } from "../../../controller/api/relabel-actions.ts";
+import { Pipeline } from "../../../controller/exporter/pipeline.ts";
 import { plain } from "./helpers.ts";
 
 // `make test` runs a short slice; `make fuzz` sets FUZZ_RUNS to run each

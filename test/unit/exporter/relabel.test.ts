@@ -6,7 +6,7 @@ import {
   compileRelabelRule,
   type RelabelRule,
   relabel,
-} from "../../../controller/exporter/relabel.ts";
+} from "../../../controller/exporter/relabel/relabel.ts";
 import { labelMap, sample } from "./helpers.ts";
 
 function rules(raw: unknown[]): RelabelRule[] {

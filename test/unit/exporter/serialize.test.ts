@@ -4,7 +4,7 @@ import {
   escapeHelp,
   escapeLabelValue,
   formatGoFloat,
-} from "../../../controller/exporter/serialize.ts";
+} from "../../../controller/exporter/serialize/serialize.ts";
 
 describe("formatGoFloat (strconv.FormatFloat(v, 'g', -1, 64))", () => {
   const cases: [number, string][] = [

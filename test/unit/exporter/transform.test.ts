@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
-import { parseExporterConfig } from "../../../controller/exporter/config.ts";
-import { parse } from "../../../controller/exporter/parse.ts";
-import { serialize } from "../../../controller/exporter/serialize.ts";
-import { Pipeline } from "../../../controller/exporter/transform.ts";
+import { parseExporterConfig } from "../../../controller/exporter/config/config.ts";
+import { parse } from "../../../controller/exporter/parse/parse.ts";
+import { serialize } from "../../../controller/exporter/serialize/serialize.ts";
+import { Pipeline } from "../../../controller/exporter/pipeline.ts";
 
 function run(configYaml: string, input: string, key?: string) {
   const c = parseExporterConfig(configYaml);
@@ -325,7 +325,7 @@ describe("stream", () => {
     return stream.end();
   };
   it("gives the same bytes and stats as transform, whatever the pieces", async () => {
-    const { generateFixture } = await import("../../../controller/coder/fixture.ts");
+    const { generateFixture } = await import("../../support/coder-fixture.ts");
     const input = Buffer.from(generateFixture({ workspaces: 30 }));
     const cfg = parseExporterConfig("presets: [per_template]\npii: {drop_labels: [username]}\n");
     assert.ok(cfg.ok);

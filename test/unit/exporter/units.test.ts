@@ -2,16 +2,12 @@
 // Small units: globs, flags, Go template expansion.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { GlobSet, globMatch } from "../../../controller/exporter/glob.ts";
-import {
-  envName,
-  parseDuration,
-  parseFlags,
-  parseListen,
-  parseSize,
-  UsageError,
-} from "../../../controller/exporter/flags.ts";
-import { compileTemplate, expand, Regex } from "../../../controller/exporter/regex.ts";
+import { GlobSet, globMatch } from "../../../controller/exporter/config/glob.ts";
+import { parseListen } from "../../../controller/common/address.ts";
+import { envName, parseFlags, UsageError } from "../../../controller/common/flags.ts";
+import { parseDuration, parseSize } from "../../../controller/common/units.ts";
+import { EXPORTER_ENV_PREFIX } from "../../../controller/exporter/main.ts";
+import { compileTemplate, expand, Regex } from "../../../controller/exporter/relabel/regex.ts";
 
 describe("globs", () => {
   const cases: [string, string, boolean][] = [
@@ -44,7 +40,7 @@ describe("flags", () => {
     { name: "scrape-timeout", help: "", default: "10s" },
   ];
   it("defaults, environment, then argv (flags win)", () => {
-    assert.deepEqual(parseFlags([], specs, {}), {
+    assert.deepEqual(parseFlags([], specs, { env: {}, envPrefix: EXPORTER_ENV_PREFIX }), {
       upstream: "http://127.0.0.1:2112/metrics",
       "scrape-timeout": "10s",
     });
@@ -52,19 +48,28 @@ describe("flags", () => {
       CODER_METRICS_EXPORTER_SCRAPE_TIMEOUT: "3s",
       CODER_METRICS_EXPORTER_UPSTREAM: "http://a/m",
     };
-    assert.deepEqual(parseFlags([], specs, env), {
+    assert.deepEqual(parseFlags([], specs, { env, envPrefix: EXPORTER_ENV_PREFIX }), {
       upstream: "http://a/m",
       "scrape-timeout": "3s",
     });
-    assert.deepEqual(parseFlags(["--scrape-timeout=1s", "--upstream", "http://b/m"], specs, env), {
-      upstream: "http://b/m",
-      "scrape-timeout": "1s",
-    });
-    assert.equal(envName("max-body-bytes"), "CODER_METRICS_EXPORTER_MAX_BODY_BYTES");
+    assert.deepEqual(
+      parseFlags(["--scrape-timeout=1s", "--upstream", "http://b/m"], specs, {
+        env,
+        envPrefix: EXPORTER_ENV_PREFIX,
+      }),
+      {
+        upstream: "http://b/m",
+        "scrape-timeout": "1s",
+      },
+    );
+    assert.equal(
+      envName("max-body-bytes", EXPORTER_ENV_PREFIX),
+      "CODER_METRICS_EXPORTER_MAX_BODY_BYTES",
+    );
   });
   it("rejects unknown flags and missing values", () => {
-    assert.throws(() => parseFlags(["--nope"], specs, {}), UsageError);
-    assert.throws(() => parseFlags(["--upstream"], specs, {}), /needs a value/);
+    assert.throws(() => parseFlags(["--nope"], specs, { env: {} }), UsageError);
+    assert.throws(() => parseFlags(["--upstream"], specs, { env: {} }), /needs a value/);
   });
   it("durations, sizes, listen addresses", () => {
     assert.equal(parseDuration("t", "10s"), 10_000);

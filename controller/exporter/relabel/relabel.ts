@@ -8,23 +8,12 @@
 // Label names are validated with the legacy rules of the 0.0.4 text format
 // ([a-zA-Z_][a-zA-Z0-9_]*), which is what this exporter serves.
 import { createHash } from "node:crypto";
-import { isValidLabelName, isValidMetricName, type Sample } from "./model.ts";
+import {
+  RELABEL_ACTIONS as ACTIONS,
+  type RelabelAction as Action,
+} from "../../api/relabel-actions.ts";
+import { isValidLabelName, isValidMetricName, type Sample } from "../model/model.ts";
 import { compileRegex, compileTemplate, detach, expand, Regex, type Template } from "./regex.ts";
-
-export const ACTIONS = [
-  "replace",
-  "keep",
-  "drop",
-  "keepequal",
-  "dropequal",
-  "hashmod",
-  "labelmap",
-  "labeldrop",
-  "labelkeep",
-  "lowercase",
-  "uppercase",
-] as const;
-export type Action = (typeof ACTIONS)[number];
 
 export interface RelabelRule {
   action: Action;

@@ -2,8 +2,11 @@
 // the fixture generator and the exporter's presets read), with what each
 // exporter preset does to each metric. `make generate` writes it; a unit test
 // fails when it drifts.
-import { type ExporterConfig, parseExporterConfig } from "../exporter/config.ts";
-import { CATALOG, type CatalogMetric } from "./catalog.ts";
+import {
+  type ExporterConfig,
+  parseExporterConfig,
+} from "../../controller/exporter/config/config.ts";
+import { CATALOG, type CatalogMetric } from "../../controller/coder/catalog.ts";
 
 function preset(name: string): ExporterConfig {
   const parsed = parseExporterConfig(`presets: [${name}]\n`);

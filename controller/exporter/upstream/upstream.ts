@@ -8,8 +8,8 @@
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { errors, Pool } from "undici";
-import type { UpstreamErrorReason } from "./metrics.ts";
-import { type ExpositionFormat, formatFromContentType } from "./parse.ts";
+import type { UpstreamErrorReason } from "../serve/metrics.ts";
+import { type ExpositionFormat, formatFromContentType } from "../parse/parse.ts";
 
 export const ACCEPT =
   "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";

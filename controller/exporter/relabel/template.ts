@@ -11,8 +11,8 @@
 // placeholders, so templates have Prometheus's semantics by construction.
 // A series then costs a memo lookup, and its values are only copied out of
 // the payload if a later stage needs them.
-import { hashString, type LabelScan, type Shape } from "./label-scan.ts";
-import { Sample } from "./model.ts";
+import { hashString, type LabelScan, type Shape } from "../model/label-scan.ts";
+import { Sample } from "../model/model.ts";
 import { detach } from "./regex.ts";
 import { type RelabelOutcome, type RelabelRule, type RelabelStats, relabel } from "./relabel.ts";
 

@@ -42,12 +42,12 @@
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
 import { parseDocument } from "yaml";
-import { deprecatedMetrics, WORKSPACE_LABELS } from "../coder/catalog.ts";
+import { deprecatedMetrics, WORKSPACE_LABELS } from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
-import { isValidLabelName } from "./model.ts";
-import { type ConfigError, compileRelabelRule, type RelabelRule } from "./relabel.ts";
+import { isValidLabelName } from "../model/model.ts";
+import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relabel/relabel.ts";
 
-export type { ConfigError } from "./relabel.ts";
+export type { ConfigError } from "../relabel/relabel.ts";
 
 export type AggregateOp = "sum" | "max" | "min" | "count";
 

@@ -1,4 +1,7 @@
-// Structured JSON logs, one line per event, to stderr.
+// The one logger of every program in this package: one JSON object per line
+// on stderr, `{ts, level, msg, ...fields}`. Callers pass operational facts
+// (names, counts, reasons, rule paths) — never label values, upstream bodies
+// or secrets.
 export type Fields = Record<string, unknown>;
 
 export interface Logger {
@@ -12,6 +15,10 @@ export interface Logger {
 const levels = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 export type Level = keyof typeof levels;
 
+export function isLevel(text: string): text is Level {
+  return Object.hasOwn(levels, text);
+}
+
 export function createLogger(
   options: { level?: Level; base?: Fields; write?: (line: string) => void } = {},
 ): Logger {
@@ -20,9 +27,7 @@ export function createLogger(
   const base = options.base ?? {};
   const emit = (level: Level, msg: string, fields?: Fields) => {
     if (levels[level] < min) return;
-    write(
-      `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields })}\n`,
-    );
+    write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...base, ...fields })}\n`);
   };
   return {
     debug: (m, f) => emit("debug", m, f),
@@ -32,3 +37,12 @@ export function createLogger(
     with: (fields) => createLogger({ ...options, base: { ...base, ...fields } }),
   };
 }
+
+/** A logger that drops everything (benchmarks, tests that do not read logs). */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  with: () => silentLogger,
+};

@@ -9,9 +9,9 @@ import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { identityConfig, parseExporterConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
-import type { SelfMetrics } from "./metrics.ts";
-import { Pipeline } from "./transform.ts";
+import type { Logger } from "../../common/log.ts";
+import type { SelfMetrics } from "../serve/metrics.ts";
+import { Pipeline } from "../pipeline.ts";
 
 export interface ReloaderOptions {
   configPath: string;

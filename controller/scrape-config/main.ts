@@ -1,22 +1,27 @@
 // `coder-metrics scrape-config`: a ready-to-paste Prometheus scrape_configs
 // job for a CoderMetrics, for Prometheus without the Operator.
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { parse } from "yaml";
-import { resolveSpec } from "./api/defaults.ts";
-import { apiVersion, type CoderMetrics, kind } from "./api/v1alpha1.ts";
-import { kubernetesScrapeJob, scrapeConfigYaml, staticScrapeJob } from "./desired/scrape-config.ts";
+import { type FlagSpec, parseCommandLine, UsageError, usage } from "../common/flags.ts";
+import { resolveSpec } from "../api/defaults.ts";
+import { apiVersion, type CoderMetrics, kind } from "../api/v1alpha1.ts";
+import {
+  kubernetesScrapeJob,
+  scrapeConfigYaml,
+  staticScrapeJob,
+} from "../desired/scrape-config.ts";
 
-const usage = `usage: coder-metrics scrape-config (-f CR.yaml | -n NAMESPACE NAME) [--static TARGET,...]
-
-Prints a Prometheus scrape_configs job that scrapes what the CoderMetrics sets up:
+const SUMMARY = `Prints a Prometheus scrape_configs job that scrapes what the CoderMetrics sets up:
 kubernetes_sd (role endpointslice) for a Prometheus in the cluster, or with
---static host:port,... a static_configs job for a Prometheus outside it.
+--static host:port,... a static_configs job for a Prometheus outside it.`;
 
-  -f, --file PATH         read the CoderMetrics from a YAML file (- for stdin)
-  -n, --namespace NS      read it from the cluster (current kubeconfig context)
-  --static TARGETS        comma-separated host:port targets for static_configs`;
+const FLAGS: readonly FlagSpec[] = [
+  { name: "file", short: "f", help: "read the CoderMetrics from a YAML file (- for stdin)" },
+  { name: "namespace", short: "n", help: "read it from the cluster (current kubeconfig context)" },
+  { name: "static", help: "comma-separated host:port targets for static_configs" },
+];
+const SYNOPSIS = "(-f CR.yaml | -n NAMESPACE NAME) [--static TARGET,...]";
 
 async function loadCr(
   file: string | undefined,
@@ -45,25 +50,18 @@ async function loadCr(
 }
 
 export async function runScrapeConfig(argv: string[]): Promise<number> {
-  let values: { file?: string; namespace?: string; static?: string; help?: boolean };
+  const help = usage("scrape-config", SUMMARY, FLAGS, { synopsis: SYNOPSIS });
+  let values: Record<string, string | undefined>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        file: { type: "string", short: "f" },
-        namespace: { type: "string", short: "n" },
-        static: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    ({ values, positionals } = parseCommandLine(argv, FLAGS, { positionals: true }));
   } catch (err) {
-    console.error(`coder-metrics scrape-config: ${(err as Error).message}\n\n${usage}`);
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`coder-metrics scrape-config: ${err.message}\n\n${help}`);
     return 2;
   }
   if (values.help) {
-    console.log(usage);
+    process.stdout.write(help);
     return 0;
   }
   try {

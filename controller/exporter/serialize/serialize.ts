@@ -3,7 +3,7 @@
 // (\\ \n), values in Go's shortest 'g' form (1e+06, NaN, +Inf), timestamps as
 // integer milliseconds. Samples whose value is untouched are written with the
 // exact text upstream sent.
-import type { Family, Sample } from "./model.ts";
+import type { Family, Sample } from "../model/model.ts";
 
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -5,22 +5,27 @@
 // happened for self-metrics. Series come one at a time from the parser — fed
 // the payload piece by piece by stream(), or whole by transform()/run() — and
 // a family that is aggregated takes them as they come, never holding them.
-import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate.ts";
-import type { AggregateRule, ExporterConfig } from "./config.ts";
-import { LabelScan } from "./label-scan.ts";
-import { type Family, releaseInternedNames, type Sample } from "./model.ts";
+import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
+import type { AggregateRule, ExporterConfig } from "./config/config.ts";
+import { LabelScan } from "./model/label-scan.ts";
+import { type Family, releaseInternedNames, type Sample } from "./model/model.ts";
 import {
   decodeExposition,
   ExpositionStream,
   type FamilyVisitor,
   type ParseOptions,
   parseVisit,
-} from "./parse.ts";
-import { ExpositionWriter, seriesText } from "./serialize.ts";
-import { PiiScrubber } from "./pii.ts";
-import { detach } from "./regex.ts";
-import { type RelabelOutcome, type RelabelRule, type RelabelStats, relabel } from "./relabel.ts";
-import { applyTemplate, type RelabelTemplate, RelabelTemplates } from "./relabel-template.ts";
+} from "./parse/parse.ts";
+import { ExpositionWriter, seriesText } from "./serialize/serialize.ts";
+import { PiiScrubber } from "./pii/pii.ts";
+import { detach } from "./relabel/regex.ts";
+import {
+  type RelabelOutcome,
+  type RelabelRule,
+  type RelabelStats,
+  relabel,
+} from "./relabel/relabel.ts";
+import { applyTemplate, type RelabelTemplate, RelabelTemplates } from "./relabel/template.ts";
 
 export interface TransformStats {
   seriesIn: number;

@@ -5,9 +5,9 @@
 // showing who it is, and cannot be reversed by hashing a list of known names
 // without the key. Without a key the labels to hash are dropped instead.
 import { createHmac } from "node:crypto";
-import type { PiiConfig } from "./config.ts";
-import type { Sample } from "./model.ts";
-import { detach } from "./regex.ts";
+import type { PiiConfig } from "../config/config.ts";
+import type { Sample } from "../model/model.ts";
+import { detach } from "../relabel/regex.ts";
 
 /** Bound on cached value → hash entries. */
 const CACHE_LIMIT = 65536;

@@ -12,12 +12,17 @@
 // over scanned label text (relabel-template.ts). Groups are found by a hash of
 // the kept label values checked against the group's values, so a series that
 // joins an existing group costs no string at all.
-import type { AggregateOp, AggregateRule } from "./config.ts";
-import { HASH_SEED, hashString, type LabelScan } from "./label-scan.ts";
-import { type Family, Sample } from "./model.ts";
-import { parseGoFloat } from "./parse.ts";
-import { detach } from "./regex.ts";
-import { hashOutput, outputEquals, outputValue, type RelabelTemplate } from "./relabel-template.ts";
+import type { AggregateOp, AggregateRule } from "../config/config.ts";
+import { HASH_SEED, hashString, type LabelScan } from "../model/label-scan.ts";
+import { type Family, Sample } from "../model/model.ts";
+import { parseGoFloat } from "../parse/parse.ts";
+import { detach } from "../relabel/regex.ts";
+import {
+  hashOutput,
+  outputEquals,
+  outputValue,
+  type RelabelTemplate,
+} from "../relabel/template.ts";
 
 /** The family fields an aggregation keeps (everything but the samples). */
 export type FamilyHead = Omit<Family, "samples">;

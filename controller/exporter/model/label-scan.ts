@@ -5,7 +5,7 @@
 // aggregated away never has its per-workspace values (username, workspace
 // name…) copied out of the payload at all.
 import { type Sample, unescapeLabelValue } from "./model.ts";
-import { detach } from "./regex.ts";
+import { detach } from "../relabel/regex.ts";
 
 /** One label-name layout, in exposition order. Interned per pipeline (ShapeTable). */
 export class Shape {

@@ -2,8 +2,8 @@
 // catalogue: deterministic for a given seed, laid out as client_golang's
 // promhttp writes it (families sorted by name, HELP then TYPE, labels sorted,
 // Go float formatting). Used by tests, the coderd stand-in and the benchmark.
-import { formatGoFloat } from "../exporter/serialize.ts";
-import { CATALOG, type CatalogMetric } from "./catalog.ts";
+import { formatGoFloat } from "../../controller/exporter/serialize/serialize.ts";
+import { CATALOG, type CatalogMetric } from "../../controller/coder/catalog.ts";
 
 export interface FixtureOptions {
   workspaces: number;

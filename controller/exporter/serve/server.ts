@@ -13,12 +13,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { constants, gzip } from "node:zlib";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../common/log.ts";
 import type { SelfMetrics, UpstreamErrorReason } from "./metrics.ts";
-import { ParseError } from "./model.ts";
-import { TEXT_CONTENT_TYPE } from "./serialize.ts";
-import type { Pipeline, PipelineStream } from "./transform.ts";
-import type { Upstream } from "./upstream.ts";
+import { ParseError } from "../model/model.ts";
+import { TEXT_CONTENT_TYPE } from "../serialize/serialize.ts";
+import type { Pipeline, PipelineStream } from "../pipeline.ts";
+import type { Upstream } from "../upstream/upstream.ts";
 
 const gzipAsync = promisify(gzip);
 
