@@ -6,8 +6,8 @@ import { parseListen } from "../common/address.ts";
 import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { parseDuration, parseSize } from "../common/units.ts";
-import { SelfMetrics } from "./serve/metrics.ts";
-import { ConfigReloader } from "./config/reload.ts";
+import { SelfMetrics } from "./self-metrics.ts";
+import { ConfigReloader } from "./serve/reload.ts";
 import { createExporterServer, type ExporterServer } from "./serve/server.ts";
 import { Upstream } from "./upstream/upstream.ts";
 

@@ -8,7 +8,7 @@
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
 import type { AggregateRule, ExporterConfig } from "./config/config.ts";
 import { LabelScan } from "./model/label-scan.ts";
-import { type Family, releaseInternedNames, type Sample } from "./model/model.ts";
+import type { Family, Sample } from "./model/model.ts";
 import {
   decodeExposition,
   ExpositionStream,
@@ -18,7 +18,7 @@ import {
 } from "./parse/parse.ts";
 import { ExpositionWriter, seriesText } from "./serialize/serialize.ts";
 import { PiiScrubber } from "./pii/pii.ts";
-import { detach } from "./relabel/regex.ts";
+import { detach } from "./model/detach.ts";
 import {
   type RelabelOutcome,
   type RelabelRule,
@@ -185,7 +185,6 @@ export class Pipeline {
 
   /** Drops per-scrape references (caches must not pin a scraped payload). */
   #release(): void {
-    releaseInternedNames();
     this.scan.release();
     this.templates?.release();
     for (const r of this.config.relabel) {

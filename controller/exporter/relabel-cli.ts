@@ -6,7 +6,7 @@ import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts
 import { parseSize } from "../common/units.ts";
 import { ParseError } from "./model/model.ts";
 import type { ExpositionFormat } from "./parse/parse.ts";
-import { HASH_KEY_ENV } from "./config/reload.ts";
+import { HASH_KEY_ENV } from "./serve/reload.ts";
 import { Pipeline } from "./pipeline.ts";
 
 const FLAGS: readonly FlagSpec[] = [

@@ -16,7 +16,7 @@ import type { AggregateOp, AggregateRule } from "../config/config.ts";
 import { HASH_SEED, hashString, type LabelScan } from "../model/label-scan.ts";
 import { type Family, Sample } from "../model/model.ts";
 import { parseGoFloat } from "../parse/parse.ts";
-import { detach } from "../relabel/regex.ts";
+import { detach } from "../model/detach.ts";
 import {
   hashOutput,
   outputEquals,

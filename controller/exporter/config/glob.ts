@@ -1,7 +1,7 @@
 // Shell-style globs for metric names: `*` matches any run of characters, `?`
 // one character, everything else itself. Matching is linear-ish (two-pointer
 // with single-star backtracking), never a backtracking regex.
-import { detach } from "../relabel/regex.ts";
+import { detach } from "../model/detach.ts";
 
 export class GlobSet {
   readonly patterns: readonly string[];

@@ -5,46 +5,7 @@
 // aggregated away never has its per-workspace values (username, workspace
 // name…) copied out of the payload at all.
 import { type Sample, unescapeLabelValue } from "./model.ts";
-import { detach } from "../relabel/regex.ts";
-
-/** One label-name layout, in exposition order. Interned per pipeline (ShapeTable). */
-export class Shape {
-  readonly names: readonly string[];
-  /** Per metric name: relabel-template state (see relabel-template.ts). */
-  readonly byName = new Map<string, unknown>();
-
-  constructor(names: readonly string[]) {
-    this.names = names;
-  }
-
-  indexOf(name: string): number {
-    return this.names.indexOf(name);
-  }
-}
-
-/** Bound on interned shapes; the table starts over when it fills. */
-const SHAPE_LIMIT = 4096;
-
-/** Interns label-name layouts so equal layouts are one object. */
-export class ShapeTable {
-  readonly #shapes = new Map<string, Shape>();
-  readonly empty: Shape;
-
-  constructor() {
-    this.empty = this.intern([]);
-  }
-
-  /** The shape with these names (detached from any payload). */
-  intern(names: string[]): Shape {
-    const key = names.join(",");
-    let sh = this.#shapes.get(key);
-    if (sh !== undefined) return sh;
-    if (this.#shapes.size >= SHAPE_LIMIT) this.#shapes.clear();
-    sh = new Shape(names.map(detach));
-    this.#shapes.set(key, sh);
-    return sh;
-  }
-}
+import { type Shape, ShapeTable } from "./shape.ts";
 
 /**
  * The labels of one sample, as its Shape plus, per label i, the value's

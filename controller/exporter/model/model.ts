@@ -1,7 +1,7 @@
 // The in-memory shape of one scrape: metric families in exposition order, each
 // holding its samples. Parser produces it, relabel/aggregate/pii rewrite it,
 // serialize writes it out. Nothing here does I/O.
-import type { Shape } from "./label-scan.ts";
+import type { Shape } from "./shape.ts";
 
 /** Metric types of the Prometheus text format 0.0.4 ("untyped" = no TYPE or unknown). */
 export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
@@ -108,7 +108,7 @@ export class Sample {
   get labels(): string[] {
     let l = this.#labels;
     if (l === undefined) {
-      l = materializeLabels(this.src!, this.lStart);
+      l = materializeLabels(this.src!, this.lStart, this.shape?.names ?? EMPTY_LABELS);
       this.#labels = l;
     }
     return l;
@@ -148,17 +148,12 @@ export class Sample {
 
 const EMPTY_LABELS: string[] = [];
 
-let internNames: string[] = [];
-
-/** Forgets the label names kept for interning (they may pin a scraped payload). */
-export function releaseInternedNames(): void {
-  internNames = [];
-}
-
-/** Parses an already validated label section starting just after `{`. */
-function materializeLabels(s: string, at: number): string[] {
+/**
+ * Parses an already validated label section starting just after `{`. Names
+ * equal to the layout's interned ones are taken from there, not sliced anew.
+ */
+function materializeLabels(s: string, at: number, known: readonly string[]): string[] {
   const out: string[] = [];
-  const prev = internNames;
   let p = at;
   for (;;) {
     let c = s.charCodeAt(p);
@@ -166,7 +161,7 @@ function materializeLabels(s: string, at: number): string[] {
     if (c === 125) break; // }
     const ns = p;
     while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
-    const cand = prev[out.length];
+    const cand = known[out.length >> 1];
     const name =
       cand !== undefined && cand.length === p - ns && s.startsWith(cand, ns)
         ? cand
@@ -188,7 +183,6 @@ function materializeLabels(s: string, at: number): string[] {
     while (c === 32 || c === 9) c = s.charCodeAt(++p);
     if (c === 44) p++;
   }
-  if (out.length > 0) internNames = out;
   return out;
 }
 

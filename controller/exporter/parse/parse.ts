@@ -21,7 +21,7 @@
 // OpenMetrics input is converted to the 0.0.4 model (counter `foo` becomes
 // family `foo_total`, `_created` samples, units and exemplars are dropped,
 // timestamps go from seconds to milliseconds).
-import type { Shape, ShapeTable } from "../model/label-scan.ts";
+import type { Shape, ShapeTable } from "../model/shape.ts";
 import { type Family, type MetricType, ParseError, Sample } from "../model/model.ts";
 
 export type ExpositionFormat = "prometheus" | "openmetrics";

@@ -7,7 +7,7 @@
 import { createHmac } from "node:crypto";
 import type { PiiConfig } from "../config/config.ts";
 import type { Sample } from "../model/model.ts";
-import { detach } from "../relabel/regex.ts";
+import { detach } from "../model/detach.ts";
 
 /** Bound on cached value → hash entries. */
 const CACHE_LIMIT = 65536;

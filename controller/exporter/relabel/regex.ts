@@ -8,6 +8,7 @@
 //   - memoises results per input in a bounded map (metric names and template
 //     names repeat across thousands of series).
 import { RE2JS } from "re2js";
+import { detach } from "../model/detach.ts";
 
 /** Bound on memoised inputs per regex; the map is cleared when it fills. */
 const MEMO_LIMIT = 8192;
@@ -100,15 +101,6 @@ export class Regex {
     this.#lastMatch = result;
     return result;
   }
-}
-
-/**
- * A copy of `s` that does not keep a larger string alive. Strings sliced out of
- * a scraped payload reference the whole payload; long-lived caches must not
- * hold those, or every cached key would pin a multi-megabyte scrape.
- */
-export function detach(s: string): string {
-  return s.length < 13 ? s : ` ${s}`.slice(1);
 }
 
 /** A compiled regex or the engine's message. */

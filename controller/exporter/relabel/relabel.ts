@@ -13,7 +13,7 @@ import {
   type RelabelAction as Action,
 } from "../../api/relabel-actions.ts";
 import { isValidLabelName, isValidMetricName, type Sample } from "../model/model.ts";
-import { compileRegex, compileTemplate, detach, expand, Regex, type Template } from "./regex.ts";
+import { compileRegex, compileTemplate, expand, Regex, type Template } from "./regex.ts";
 
 export interface RelabelRule {
   action: Action;
@@ -365,14 +365,6 @@ export function hashmod(val: string, modulus: bigint): bigint {
 }
 
 /** Names already seen valid (renames produce few distinct names). */
-const validNames = new Set<string>();
-function validName(name: string): boolean {
-  if (validNames.has(name)) return true;
-  if (!isValidMetricName(name)) return false;
-  if (validNames.size > 4096) validNames.clear();
-  validNames.add(detach(name));
-  return true;
-}
 
 /** Counters the caller turns into self-metrics. */
 export interface RelabelStats {
@@ -459,6 +451,6 @@ export function relabel(
   for (const rule of rules) {
     if (!applyRule(s, rule, stats)) return "drop";
   }
-  if (s.name !== original && !validName(s.name)) return "invalid";
+  if (s.name !== original && !isValidMetricName(s.name)) return "invalid";
   return "keep";
 }

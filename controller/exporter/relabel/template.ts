@@ -11,9 +11,10 @@
 // placeholders, so templates have Prometheus's semantics by construction.
 // A series then costs a memo lookup, and its values are only copied out of
 // the payload if a later stage needs them.
-import { hashString, type LabelScan, type Shape } from "../model/label-scan.ts";
+import { hashString, type LabelScan } from "../model/label-scan.ts";
+import type { Shape } from "../model/shape.ts";
 import { Sample } from "../model/model.ts";
-import { detach } from "./regex.ts";
+import { detach } from "../model/detach.ts";
 import { type RelabelOutcome, type RelabelRule, type RelabelStats, relabel } from "./relabel.ts";
 
 export interface RelabelTemplate {
@@ -40,6 +41,9 @@ export interface RelabelTemplate {
  * this marker could be mistaken for one, so such series take the plain path.
  */
 const PLACEHOLDER = "\u0000\ufdd0coder-metrics-input:";
+
+/** Bound on the label layouts templates are kept for. */
+const SHAPE_ENTRIES_LIMIT = 4096;
 
 /** Bound on memoised value combinations per (shape, name). */
 const MEMO_LIMIT = 4096;
@@ -83,6 +87,8 @@ export class RelabelTemplates {
   /** Label names whose values the rules read (never `__name__`: the name is part of the key). */
   readonly #readNames: readonly string[];
   /** The entry used last (consecutive series share name and layout). */
+  /** Per label layout, per metric name: what these rules do to such series. */
+  readonly #entries = new Map<Shape, Map<string, Entry>>();
   #lastShape: Shape | undefined;
   #lastName = "";
   #lastEntry: Entry | undefined;
@@ -117,10 +123,17 @@ export class RelabelTemplates {
     if (shape === this.#lastShape && name === this.#lastName) {
       e = this.#lastEntry!;
     } else {
-      e = shape.byName.get(name) as Entry | undefined;
+      let byName = this.#entries.get(shape);
+      if (byName === undefined) {
+        // Shapes come and go with the parser's table; keep this bounded alike.
+        if (this.#entries.size >= SHAPE_ENTRIES_LIMIT) this.#entries.clear();
+        byName = new Map();
+        this.#entries.set(shape, byName);
+      }
+      e = byName.get(name);
       if (e === undefined) {
         e = this.#entry(shape);
-        shape.byName.set(detach(name), e);
+        byName.set(detach(name), e);
       }
       this.#lastShape = shape;
       this.#lastName = name;

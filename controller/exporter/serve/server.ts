@@ -14,7 +14,7 @@ import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { constants, gzip } from "node:zlib";
 import type { Logger } from "../../common/log.ts";
-import type { SelfMetrics, UpstreamErrorReason } from "./metrics.ts";
+import type { SelfMetrics, UpstreamErrorReason } from "../self-metrics.ts";
 import { ParseError } from "../model/model.ts";
 import { TEXT_CONTENT_TYPE } from "../serialize/serialize.ts";
 import type { Pipeline, PipelineStream } from "../pipeline.ts";
@@ -41,8 +41,6 @@ export class Scraper {
   #inflight: Promise<Flight> | undefined;
   /** Whether the last scrape failed (so a failure is logged once, not per scrape). */
   #failing = false;
-  /** Number of upstream scrapes started (for tests and the benchmark). */
-  upstreamScrapes = 0;
 
   constructor(deps: ServerDeps) {
     this.#deps = deps;
@@ -63,7 +61,6 @@ export class Scraper {
     const pipeline = this.#deps.pipeline();
     let body: Buffer | undefined;
     if (pipeline !== undefined) {
-      this.upstreamScrapes++;
       const end = metrics.scrapeDuration.startTimer();
       // The payload is transformed piece by piece while it arrives; only the
       // (much smaller) output is held. Time spent transforming is summed.

@@ -8,7 +8,7 @@
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { errors, Pool } from "undici";
-import type { UpstreamErrorReason } from "../serve/metrics.ts";
+import type { UpstreamErrorReason } from "../self-metrics.ts";
 import { type ExpositionFormat, formatFromContentType } from "../parse/parse.ts";
 
 export const ACCEPT =

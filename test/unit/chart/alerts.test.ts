@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { stringify } from "yaml";
 import { CATALOG } from "../../../controller/coder/catalog.ts";
-import { SelfMetrics } from "../../../controller/exporter/serve/metrics.ts";
+import { SelfMetrics } from "../../../controller/exporter/self-metrics.ts";
 import { createControllerMetrics } from "../../../controller/operator/metrics.ts";
 import { chartDir, find, type KubeObject, renderChart } from "../../support/helm.ts";
 

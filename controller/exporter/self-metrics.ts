@@ -2,7 +2,7 @@
 // All names start with coder_metrics_exporter_ so they can never collide with
 // Coder's families (including the process_* ones from client_golang).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { TransformStats } from "../pipeline.ts";
+import type { TransformStats } from "./pipeline.ts";
 
 export const PREFIX = "coder_metrics_exporter_";
 

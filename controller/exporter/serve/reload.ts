@@ -8,9 +8,9 @@
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { identityConfig, parseExporterConfig } from "./config.ts";
+import { identityConfig, parseExporterConfig } from "../config/config.ts";
 import type { Logger } from "../../common/log.ts";
-import type { SelfMetrics } from "../serve/metrics.ts";
+import type { SelfMetrics } from "../self-metrics.ts";
 import { Pipeline } from "../pipeline.ts";
 
 export interface ReloaderOptions {
