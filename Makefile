@@ -15,7 +15,7 @@ UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 E2E_TESTS := 'test/e2e/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint deps check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -70,7 +70,10 @@ typecheck: setup ## tsc --noEmit under strict
 lint: setup ## biome lint + format check
 	npx biome check .
 
-check: typecheck lint ## Static checks
+deps: setup ## Dependency rules (.dependency-cruiser.json): no cycles, api/coder/common import no runtime, exporter ⟂ operator
+	npx depcruise controller test --config .dependency-cruiser.json
+
+check: typecheck lint deps ## Static checks
 
 test: check test-unit test-integration ## Unit + integration tests (integration runs a real kube-apiserver + etcd)
 

@@ -58,7 +58,7 @@ export function emptyStats(): TransformStats {
 
 export interface PipelineOptions {
   /**
-   * Apply relabel rules through memoised templates (relabel-template.ts)
+   * Apply relabel rules through memoised templates (relabel/template.ts)
    * rather than rule by rule on every series. Same output; off only to
    * compare the two in tests.
    */

@@ -9,7 +9,7 @@
 // Timestamps are not carried over. Input samples are not modified.
 //
 // Series are fed one at a time, either as Samples or as a relabel template
-// over scanned label text (relabel-template.ts). Groups are found by a hash of
+// over scanned label text (relabel/template.ts). Groups are found by a hash of
 // the kept label values checked against the group's values, so a series that
 // joins an existing group costs no string at all.
 import type { AggregateOp, AggregateRule } from "../config/config.ts";
