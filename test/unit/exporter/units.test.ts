@@ -4,7 +4,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GlobSet, globMatch } from "../../../controller/exporter/config/glob.ts";
 import { parseListen } from "../../../controller/common/address.ts";
-import { envName, parseFlags, UsageError } from "../../../controller/common/flags.ts";
+import {
+  envName,
+  parseCommandLine,
+  parseFlags,
+  UsageError,
+} from "../../../controller/common/flags.ts";
 import { parseDuration, parseSize } from "../../../controller/common/units.ts";
 import { EXPORTER_ENV_PREFIX } from "../../../controller/exporter/main.ts";
 import { compileTemplate, expand, Regex } from "../../../controller/exporter/relabel/regex.ts";
@@ -67,6 +72,19 @@ describe("flags", () => {
       "CODER_METRICS_EXPORTER_MAX_BODY_BYTES",
     );
   });
+  it("short flags, own environment variables and positionals", () => {
+    const withShort = [
+      { name: "namespace", help: "", short: "n", env: "POD_NAMESPACE", default: "default" },
+    ];
+    assert.deepEqual(
+      parseCommandLine(["-n", "coder", "cr"], withShort, { env: {}, positionals: true }),
+      { values: { namespace: "coder" }, positionals: ["cr"] },
+    );
+    assert.deepEqual(parseFlags([], withShort, { env: { POD_NAMESPACE: "ns" } }), {
+      namespace: "ns",
+    });
+    assert.throws(() => parseFlags(["cr"], withShort, { env: {} }), /unexpected argument/);
+  });
   it("rejects unknown flags and missing values", () => {
     assert.throws(() => parseFlags(["--nope"], specs, { env: {} }), UsageError);
     assert.throws(() => parseFlags(["--upstream"], specs, { env: {} }), /needs a value/);
@@ -76,6 +94,11 @@ describe("flags", () => {
     assert.equal(parseDuration("t", "500ms"), 500);
     assert.equal(parseDuration("t", "1.5"), 1500);
     assert.throws(() => parseDuration("t", "ten"), UsageError);
+    // The CRD's Duration pattern allows Go's compound form; every flag takes it too.
+    assert.equal(parseDuration("t", "1m30s"), 90_000);
+    assert.equal(parseDuration("t", "1h0m5s"), 3_605_000);
+    assert.throws(() => parseDuration("t", "1m30"), UsageError);
+    assert.throws(() => parseDuration("t", "0s"), UsageError);
     assert.equal(parseSize("s", "64MiB"), 64 * 1024 * 1024);
     assert.equal(parseSize("s", "10MB"), 10_000_000);
     assert.equal(parseSize("s", "1024"), 1024);
