@@ -15,7 +15,7 @@ UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 E2E_TESTS := 'test/e2e/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint deps check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint deps actionlint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -70,10 +70,13 @@ typecheck: setup ## tsc --noEmit under strict
 lint: setup ## biome lint + format check
 	npx biome check .
 
+actionlint: ## Lint .github/workflows with actionlint (built from its Go module)
+	"$$(test/tools/go-tools.sh actionlint)/actionlint"
+
 deps: setup ## Dependency rules (.dependency-cruiser.json): no cycles, api/coder/common import no runtime, exporter ⟂ operator
 	npx depcruise controller test --config .dependency-cruiser.json
 
-check: typecheck lint deps ## Static checks
+check: typecheck lint deps actionlint ## Static checks
 
 test: check test-unit test-integration ## Unit + integration tests (integration runs a real kube-apiserver + etcd)
 
