@@ -33,7 +33,15 @@ describe("image references (distribution/reference)", () => {
   for (const [image, want] of cases) {
     test(`${image}`, () => assert.deepEqual(parseImageReference(image), want));
   }
-  for (const bad of ["", "lower/Upper", "a//b", "ghcr.io/a/../b", "a:b:c", "a@sha256:short", " x"]) {
+  for (const bad of [
+    "",
+    "lower/Upper",
+    "a//b",
+    "ghcr.io/a/../b",
+    "a:b:c",
+    "a@sha256:short",
+    " x",
+  ]) {
     test(`not a reference: ${JSON.stringify(bad)}`, () =>
       assert.equal(parseImageReference(bad), undefined));
   }
