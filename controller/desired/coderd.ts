@@ -143,7 +143,7 @@ export function exporterContainer(
   };
 }
 
-function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
+export function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
   const hashKey = spec.exporter.config.pii?.hashKeySecretRef;
   return [
     { name: exporterConfigVolume, configMap: { name: configMap } },
