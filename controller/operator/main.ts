@@ -6,7 +6,7 @@ import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts
 import { createLogger, isLevel, type Level } from "../common/log.ts";
 import { parseDuration } from "../common/units.ts";
 import { version } from "../common/version.ts";
-import { imagePolicy } from "../desired/image-policy.ts";
+import { imagePolicy, imageRepository } from "../desired/image-policy.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
 import { Kube } from "./kube.ts";
@@ -92,6 +92,9 @@ function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help"
   const allowedExporterImages = v["allowed-exporter-images"]!.split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  if (imageRepository(exporterImage) === undefined) {
+    throw new UsageError(`--exporter-image: "${exporterImage}" is not an image reference`);
+  }
   try {
     imagePolicy(exporterImage, allowedExporterImages);
   } catch (err) {
