@@ -112,20 +112,29 @@ const ExporterConfig = Type.Object(
       }),
     ),
     pii: Type.Optional(
-      Type.Object({
-        hashLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
-        dropLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
-        hashLength: Type.Optional(
-          Type.Integer({
-            minimum: 8,
-            maximum: 64,
-            description: "Hex characters of the HMAC kept (default 16).",
-          }),
-        ),
-        hashKeySecretRef: Type.Optional(
-          Type.Object({ name: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) }),
-        ),
-      }),
+      Type.Object(
+        {
+          hashLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+          dropLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+          hashLength: Type.Optional(
+            Type.Integer({
+              minimum: 8,
+              maximum: 64,
+              description: "Hex characters of the HMAC kept (default 16).",
+            }),
+          ),
+          hashKeySecretRef: Type.Optional(
+            Type.Object({
+              name: Type.String({ minLength: 1 }),
+              key: Type.String({ minLength: 1 }),
+            }),
+          ),
+        },
+        {
+          description:
+            "Hash or drop labels that carry personal data. When set, coderd listens on the Pod's loopback only and the Service exposes only the exporter's port, so the raw values are not reachable from the cluster.",
+        },
+      ),
     ),
     seriesLimit: Type.Optional(Type.Integer({ minimum: 0, description: "0 means no limit." })),
     presets: Type.Optional(
@@ -179,7 +188,8 @@ export const CoderMetricsSpec = withRules(
             default: "0.0.0.0:2112",
             maxLength: 128,
             pattern: "^(\\[[0-9a-fA-F:.]+\\]|[^:\\[\\]]*):[0-9]{1,5}$",
-            description: "CODER_PROMETHEUS_ADDRESS: host:port coderd serves metrics on.",
+            description:
+              "CODER_PROMETHEUS_ADDRESS: host:port coderd serves metrics on. With exporter.config.pii set, the host becomes 127.0.0.1 (the port is kept): only the exporter in the Pod reads coderd's raw metrics.",
           }),
           collectAgentStats: Type.Optional(
             Type.Boolean({
@@ -269,7 +279,11 @@ export const CoderMetricsSpec = withRules(
         {
           enabled: Type.Boolean({ default: true }),
           image: Type.Optional(
-            Type.String({ minLength: 1, description: "Default: the controller's own image." }),
+            Type.String({
+              minLength: 1,
+              description:
+                "Default: the controller's own image. Any other image must match the controller's --allowed-exporter-images, else nothing is injected (CoderConfigured: ExporterImageNotAllowed).",
+            }),
           ),
           imagePullPolicy: Type.Optional(StringEnum(["Always", "IfNotPresent", "Never"] as const)),
           port: Type.Integer({ minimum: 1024, maximum: 65535, default: 2113 }),
@@ -292,6 +306,12 @@ export const CoderMetricsSpec = withRules(
       rule: "!has(self.exporter) || !has(self.coder) || !self.exporter.enabled || int(self.coder.address.substring(self.coder.address.lastIndexOf(':') + 1)) != self.exporter.port",
       message: "exporter.port must differ from the port in coder.address",
       fieldPath: ".exporter.port",
+    },
+    {
+      rule: "!has(self.exporter) || !has(self.exporter.config) || !has(self.exporter.config.pii) || !has(self.monitor) || self.monitor.target != 'Coderd'",
+      message:
+        "monitor.target Coderd scrapes coderd's raw metrics, which carry the user names and e-mail addresses exporter.config.pii is meant to hash or drop; scrape the exporter (monitor.target: Exporter) or remove exporter.config.pii",
+      fieldPath: ".monitor.target",
     },
   ],
 );

@@ -12,6 +12,7 @@ import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from "@kubernetes/
 import type { CoderMetrics, CoderMetricsSpec } from "../api/v1alpha1.ts";
 import { type CoderAddress, parseCoderAddress, upstreamUrl } from "./coder-address.ts";
 import { exporterNodeOptions } from "./exporter-heap.ts";
+import { loopbackAddress, type PiiExposure, piiConfigured, piiExposure } from "./pii-boundary.ts";
 import { scrapeAnnotations } from "./service.ts";
 import {
   exporterConfigDir,
@@ -26,6 +27,14 @@ import {
 
 export const hashKeyVolume = "coder-metrics-hash-key";
 const hashKeyDir = "/etc/coder-metrics-hash-key";
+/**
+ * An empty, read-only volume over the ServiceAccount token path in the sidecar:
+ * the exporter never calls the API, so even compromised it cannot act as
+ * Coder's ServiceAccount. (The ServiceAccount admission plugin mounts no token
+ * into a container that already mounts something at this path.)
+ */
+export const noTokenVolume = "coder-metrics-no-token";
+export const serviceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 export interface CoderdInput {
   cr: Pick<CoderMetrics, "metadata">;
@@ -46,6 +55,8 @@ export type CoderdPlan =
       coderAddress: CoderAddress;
       /** User settings that were respected, for the status message. */
       respected: string[];
+      /** With spec.exporter.config.pii: how coderd's raw metrics are still reachable beyond the Pod, if they are. */
+      piiExposure: PiiExposure | undefined;
     }
   | {
       ok: false;
@@ -55,10 +66,15 @@ export type CoderdPlan =
 
 const truthy = new Set(["1", "t", "T", "true", "TRUE", "True"]); // Go's strconv.ParseBool, as Coder reads it
 
+/** CODER_PROMETHEUS_ADDRESS as we set it. With pii, raw metrics must not leave the Pod: loopback, which the sidecar shares. */
+export function coderdListenAddress(spec: CoderMetricsSpec): string {
+  return piiConfigured(spec) ? loopbackAddress(spec.coder.address) : spec.coder.address;
+}
+
 export function coderdEnv(spec: CoderMetricsSpec): V1EnvVar[] {
   const env: V1EnvVar[] = [
     { name: "CODER_PROMETHEUS_ENABLE", value: "true" },
-    { name: "CODER_PROMETHEUS_ADDRESS", value: spec.coder.address },
+    { name: "CODER_PROMETHEUS_ADDRESS", value: coderdListenAddress(spec) },
   ];
   if (spec.coder.collectAgentStats !== undefined) {
     env.push({
@@ -122,11 +138,12 @@ export function exporterContainer(
     volumeMounts: [
       { name: exporterConfigVolume, mountPath: exporterConfigDir, readOnly: true },
       ...(hashKey ? [{ name: hashKeyVolume, mountPath: hashKeyDir, readOnly: true }] : []),
+      { name: noTokenVolume, mountPath: serviceAccountTokenPath, readOnly: true },
     ],
   };
 }
 
-function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
+export function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
   const hashKey = spec.exporter.config.pii?.hashKeySecretRef;
   return [
     { name: exporterConfigVolume, configMap: { name: configMap } },
@@ -138,6 +155,7 @@ function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] 
           },
         ]
       : []),
+    { name: noTokenVolume, emptyDir: { medium: "Memory", sizeLimit: "1Ki" } },
   ];
 }
 
@@ -156,7 +174,8 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
   const liveEnv = new Map((coderd.env ?? []).map((e) => [e.name, e]));
   const env: V1EnvVar[] = [];
   const respected: string[] = [];
-  let address = spec.coder.address;
+  let address = coderdListenAddress(spec);
+  let userAddress: string | undefined;
   let enabled = true;
   for (const wanted of coderdEnv(spec)) {
     const theirs = liveEnv.get(wanted.name);
@@ -169,6 +188,7 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
       continue;
     }
     respected.push(wanted.name);
+    if (wanted.name === "CODER_PROMETHEUS_ADDRESS") userAddress = theirs.value;
     if (theirs.value === undefined) continue; // valueFrom: unknown here, assume ours
     if (wanted.name === "CODER_PROMETHEUS_ADDRESS") address = theirs.value;
     if (wanted.name === "CODER_PROMETHEUS_ENABLE") enabled = truthy.has(theirs.value);
@@ -220,7 +240,10 @@ export function planCoderd(input: CoderdInput): CoderdPlan {
       // A partial object for server-side apply: selector and the rest stay the chart's.
     } as unknown as V1Deployment["spec"],
   };
-  return { ok: true, apply, coderAddress, respected };
+  // A kept valueFrom address cannot be read: its exposure is unknown.
+  const unreadable = respected.includes("CODER_PROMETHEUS_ADDRESS") && userAddress === undefined;
+  const exposure = piiExposure(spec, coderd, unreadable ? undefined : coderAddress, userAddress);
+  return { ok: true, apply, coderAddress, respected, piiExposure: exposure };
 }
 
 /** The apply that removes everything coder-metrics set on a Deployment (CR deleted or no longer selecting it). */

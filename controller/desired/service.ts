@@ -4,6 +4,7 @@
 import type { V1Service, V1ServicePort } from "@kubernetes/client-node";
 import type { CoderMetrics, CoderMetricsSpec } from "../api/v1alpha1.ts";
 import { coderPortName, exporterPortName, ownedLabels, ownerReference } from "./names.ts";
+import { piiConfigured } from "./pii-boundary.ts";
 
 export interface ServiceInput {
   cr: Pick<CoderMetrics, "metadata">;
@@ -13,10 +14,11 @@ export interface ServiceInput {
   coderPort: number;
 }
 
+/** The Service's ports: coderd's and the exporter's; only the exporter's when it guards personal data (pii). */
 export function servicePorts(spec: CoderMetricsSpec, coderPort: number): V1ServicePort[] {
-  const ports: V1ServicePort[] = [
-    { name: coderPortName, port: coderPort, targetPort: coderPort, protocol: "TCP" },
-  ];
+  const ports: V1ServicePort[] = piiConfigured(spec)
+    ? []
+    : [{ name: coderPortName, port: coderPort, targetPort: coderPort, protocol: "TCP" }];
   if (spec.exporter.enabled) {
     ports.push({
       name: exporterPortName,
@@ -36,7 +38,9 @@ export function scrapeAnnotations(
   return {
     "prometheus.io/scrape": "true",
     "prometheus.io/port": String(
-      spec.monitor.target === "Exporter" && spec.exporter.enabled ? spec.exporter.port : coderPort,
+      (spec.monitor.target === "Exporter" && spec.exporter.enabled) || piiConfigured(spec)
+        ? spec.exporter.port
+        : coderPort,
     ),
     "prometheus.io/path": "/metrics",
     "prometheus.io/scheme": "http",

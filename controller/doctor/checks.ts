@@ -5,11 +5,14 @@
 //   CR present and processed → Deployment matched → coderd env set and rolled
 //   out → Service has ready endpoints on the named port → ServiceMonitor
 //   selects the Service → some Prometheus selects the ServiceMonitor →
-//   (with --prometheus-url) the target is up.
+//   (with --prometheus-url) the target is up. Then, with spec.exporter.config.pii,
+//   that coderd's raw metrics (personal data) are reachable only through the exporter.
 import type { V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { resolveSpec } from "../api/defaults.ts";
 import type { CoderMetricsSpec, CoderMetricsStatus } from "../api/v1alpha1.ts";
+import { parseCoderAddress } from "../desired/coder-address.ts";
 import { coderPortName, exporterContainerName, exporterPortName } from "../desired/names.ts";
+import { piiConfigured, piiExposure } from "../desired/pii-boundary.ts";
 import {
   type LabelSelector,
   matchesSelector,
@@ -34,7 +37,8 @@ export type CheckId =
   | "service"
   | "monitor"
   | "prometheus"
-  | "target";
+  | "target"
+  | "pii";
 
 export interface EndpointSliceLike {
   metadata?: { name?: string; labels?: Record<string, string> };
@@ -89,6 +93,7 @@ const titles: Record<CheckId, string> = {
   monitor: "the ServiceMonitor selects the Service",
   prometheus: "a Prometheus selects the ServiceMonitor",
   target: "Prometheus scrapes the target and it is up",
+  pii: "personal data is reachable only through the exporter",
 };
 
 function result(id: CheckId, status: CheckStatus, detail: string, fix?: string): CheckResult {
@@ -445,7 +450,84 @@ export function checkTarget(s: Snapshot): CheckResult {
   );
 }
 
-/** Every check, in chain order. */
+/** Where a coderd container serves raw metrics, as the PII check sees it (undefined: fine). */
+function coderdExposure(
+  spec: CoderMetricsSpec,
+  containers: ReadonlyArray<NonNullable<V1Pod["spec"]>["containers"][number]>,
+): { status: "Exposed" | "Unknown"; message: string } | undefined {
+  const coderd = containers.find((c) => c.name === spec.coderContainer);
+  if (coderd === undefined) return undefined;
+  const env = coderd.env?.find((e) => e.name === "CODER_PROMETHEUS_ADDRESS");
+  // Unset: Coder's default, 127.0.0.1:2112.
+  const text = env === undefined ? "127.0.0.1:2112" : env.value;
+  return piiExposure(spec, coderd, text === undefined ? undefined : parseCoderAddress(text), text);
+}
+
+export function checkPii(s: Snapshot): CheckResult {
+  if (s.cr === undefined) return skipped("pii", "no CoderMetrics");
+  const spec = resolveSpec(s.cr.spec);
+  if (!piiConfigured(spec))
+    return skipped("pii", "spec.exporter.config.pii is not set: no personal data to guard");
+  const exposed: string[] = [];
+  const unknown: string[] = [];
+  const note = (what: string, e: ReturnType<typeof coderdExposure>) => {
+    if (e?.status === "Exposed") exposed.push(`${what}: ${e.message}`);
+    else if (e?.status === "Unknown") unknown.push(`${what}: ${e.message}`);
+  };
+  const selected = selectedDeployments(s, spec);
+  for (const d of selected)
+    note(
+      `Deployment ${d.metadata?.name}`,
+      coderdExposure(spec, d.spec?.template.spec?.containers ?? []),
+    );
+  for (const d of selected) {
+    const selector = d.spec?.selector?.matchLabels ?? {};
+    for (const p of s.pods) {
+      if (p.metadata?.deletionTimestamp) continue;
+      if (!matchesSelector({ matchLabels: selector }, p.metadata?.labels)) continue;
+      note(`pod ${p.metadata?.name}`, coderdExposure(spec, p.spec?.containers ?? []));
+    }
+  }
+  const ports = s.service?.spec?.ports ?? [];
+  const coderdPort = ports.find((p) => p.name === coderPortName);
+  if (coderdPort) {
+    exposed.push(
+      `Service ${s.service?.metadata?.name} exposes coderd's raw metrics as ${coderPortName}:${coderdPort.port}`,
+    );
+  }
+  const annotated = s.service?.metadata?.annotations?.["prometheus.io/port"];
+  if (annotated !== undefined && annotated !== String(spec.exporter.port)) {
+    exposed.push(
+      `Service ${s.service?.metadata?.name}'s prometheus.io/port is ${annotated}, not the exporter's ${spec.exporter.port}`,
+    );
+  }
+  if (s.monitor?.endpointPorts.includes(coderPortName)) {
+    exposed.push(`${s.monitor.kind} ${s.monitor.name} scrapes ${coderPortName} (coderd directly)`);
+  }
+  if (exposed.length > 0) {
+    return result(
+      "pii",
+      "fail",
+      exposed.join("; "),
+      "coder-metrics keeps coderd on 127.0.0.1 when exporter.config.pii is set: remove the coderd container's own CODER_PROMETHEUS_ADDRESS or --prometheus-address (or set spec.coder.existingSettings: Override), and wait for the rollout; see the PIIProtected condition",
+    );
+  }
+  if (unknown.length > 0) {
+    return result(
+      "pii",
+      "warn",
+      unknown.join("; "),
+      "make CODER_PROMETHEUS_ADDRESS a plain loopback value (127.0.0.1:<port>)",
+    );
+  }
+  return result(
+    "pii",
+    "pass",
+    `coderd serves raw metrics on loopback only${selected.length ? ` (${selected.map((d) => d.metadata?.name).join(", ")})` : ""}; the Service exposes ${ports.map((p) => p.name).join(", ") || "no port"}`,
+  );
+}
+
+/** Every check, in chain order (the PII check last: it is not a link of the chain). */
 export function runChecks(s: Snapshot): CheckResult[] {
   return [
     checkCr(s),
@@ -455,6 +537,7 @@ export function runChecks(s: Snapshot): CheckResult[] {
     checkMonitor(s),
     checkPrometheus(s),
     checkTarget(s),
+    checkPii(s),
   ];
 }
 

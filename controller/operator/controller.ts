@@ -21,6 +21,8 @@ export interface ControllerOptions {
   /** Namespaces to watch; empty or undefined = all. */
   watchNamespaces?: string[] | undefined;
   exporterImage: string;
+  /** Images beyond exporterImage's repository that a CoderMetrics may ask for (globs, prefixes). */
+  allowedExporterImages?: readonly string[];
   log: Logger;
   metrics?: ControllerMetrics;
   identity?: string;
@@ -380,6 +382,7 @@ export class Controller {
       events,
       log: this.log,
       exporterImage: this.options.exporterImage,
+      allowedExporterImages: this.options.allowedExporterImages ?? [],
       ...(this.options.recheckMs !== undefined ? { recheckMs: this.options.recheckMs } : {}),
     };
     for (let i = 0; i < (this.options.workers ?? 2); i++) this.workers.push(this.work(ctx));

@@ -6,6 +6,7 @@ import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts
 import { createLogger, isLevel, type Level } from "../common/log.ts";
 import { parseDuration } from "../common/units.ts";
 import { version } from "../common/version.ts";
+import { imagePolicy, imageRepository } from "../desired/image-policy.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
 import { Kube } from "./kube.ts";
@@ -31,6 +32,12 @@ const FLAGS: readonly FlagSpec[] = [
     help: "image of the injected exporter",
     env: "CODER_METRICS_EXPORTER_IMAGE",
     default: defaultExporterImage,
+  },
+  {
+    name: "allowed-exporter-images",
+    help: "images a CoderMetrics may set as spec.exporter.image, comma-separated: a repository (any tag), an exact image, a path ending in / or a glob (* within a path segment, ** across); the --exporter-image repository is always allowed",
+    env: "CODER_METRICS_ALLOWED_EXPORTER_IMAGES",
+    default: "",
   },
   { name: "metrics-address", help: "/metrics, /healthz, /readyz", default: "0.0.0.0:8080" },
   { name: "leader-elect", help: "take a Lease before working", default: "true" },
@@ -61,6 +68,7 @@ interface ControllerFlags {
   kubeconfig: string | undefined;
   watchNamespaces: string[];
   exporterImage: string;
+  allowedExporterImages: string[];
   metricsAddress: HostPort;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -80,6 +88,18 @@ function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help"
   if (!Number.isInteger(workers) || workers < 1) {
     throw new UsageError(`--workers: want a whole number >= 1, got "${v.workers}"`);
   }
+  const exporterImage = v["exporter-image"]!;
+  const allowedExporterImages = v["allowed-exporter-images"]!.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (imageRepository(exporterImage) === undefined) {
+    throw new UsageError(`--exporter-image: "${exporterImage}" is not an image reference`);
+  }
+  try {
+    imagePolicy(exporterImage, allowedExporterImages);
+  } catch (err) {
+    throw new UsageError(`--allowed-exporter-images: ${(err as Error).message}`);
+  }
   const logLevel = v["log-level"]!;
   if (!isLevel(logLevel)) throw new UsageError(`--log-level: unknown level "${logLevel}"`);
   return {
@@ -87,7 +107,8 @@ function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help"
     watchNamespaces: v["watch-namespaces"]!.split(",")
       .map((s) => s.trim())
       .filter(Boolean),
-    exporterImage: v["exporter-image"]!,
+    exporterImage,
+    allowedExporterImages,
     metricsAddress: parseListen("metrics-address", v["metrics-address"]!),
     leaderElect: v["leader-elect"] !== "false",
     leaderElectionNamespace: v["leader-election-namespace"]!,
@@ -129,6 +150,7 @@ export async function runController(argv: string[]): Promise<number> {
     kubeconfig,
     watchNamespaces,
     exporterImage: flags.exporterImage,
+    allowedExporterImages: flags.allowedExporterImages,
     log,
     metrics,
     identity,
@@ -170,6 +192,7 @@ export async function runController(argv: string[]): Promise<number> {
     version,
     identity,
     exporterImage: flags.exporterImage,
+    allowedExporterImages: flags.allowedExporterImages,
     leaderElect,
     watchNamespaces,
   });

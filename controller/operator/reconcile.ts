@@ -18,6 +18,7 @@ import type { CoderAddress } from "../desired/coder-address.ts";
 import { planCoderd, releaseCoderd } from "../desired/coderd.ts";
 import { isUpToDate, stampDigest } from "../desired/digest.ts";
 import { desiredExporterConfigMap, planExporterConfig } from "../desired/exporter-config.ts";
+import { checkExporterImage } from "../desired/image-policy.ts";
 import {
   desiredMonitor,
   type MonitorKind,
@@ -32,6 +33,7 @@ import {
   instanceKey,
   instanceLabel,
 } from "../desired/names.ts";
+import { type PiiExposure, piiCondition } from "../desired/pii-boundary.ts";
 import { kubernetesScrapeJob, scrapeConfigYaml } from "../desired/scrape-config.ts";
 import { commonPodSelector, desiredService } from "../desired/service.ts";
 import { matchesSelector } from "../discovery/label-selector.ts";
@@ -68,6 +70,8 @@ export interface ReconcileContext {
   events: EventRecorder;
   log: Logger;
   exporterImage: string;
+  /** --allowed-exporter-images: images beyond exporterImage's repository that may be injected. */
+  allowedExporterImages?: readonly string[];
   now?: () => Date;
   /** How soon to look again while waiting for a Deployment or the monitoring CRDs. */
   recheckMs?: number;
@@ -162,6 +166,7 @@ class Reconcile {
     // 1. Coder Deployments: env + sidecar.
     const coder = await this.configureDeployments(spec);
     parts.push(coder.condition);
+    if (coder.pii) parts.push(coder.pii);
 
     // 2. Exporter config (before the Service: pods need the ConfigMap to start).
     parts.push(await this.configureExporter(spec));
@@ -183,6 +188,7 @@ class Reconcile {
     parts.push(await this.discovered(monitor.applied));
 
     const required = ["CoderConfigured", "ServiceReady"] as ConditionInput["type"][];
+    if (coder.pii) required.push("PIIProtected");
     if (spec.exporter.enabled) required.push("ExporterReady");
     if (
       spec.monitor.mode === "ServiceMonitor" ||
@@ -224,6 +230,7 @@ class Reconcile {
     deployments: NonNullable<CoderMetricsStatus["deployments"]>;
     coderAddress: CoderAddress | undefined;
     podSelector: Record<string, string>;
+    pii: ConditionInput | undefined;
   }> {
     const { ctx } = this;
     const all = ctx.state.deployments(this.namespace);
@@ -231,7 +238,25 @@ class Reconcile {
     const statuses: NonNullable<CoderMetricsStatus["deployments"]> = [];
     const problems: string[] = [];
     const configured: V1Deployment[] = [];
+    const exposures: Array<{ name: string; exposure: PiiExposure | undefined }> = [];
     let coderAddress: CoderAddress | undefined;
+
+    // An image nobody allowed never enters Coder's Pod: no Deployment is touched.
+    const image = checkExporterImage(spec, ctx.exporterImage, ctx.allowedExporterImages ?? []);
+    if (!image.ok) {
+      return {
+        condition: {
+          type: "CoderConfigured",
+          status: "False",
+          reason: "ExporterImageNotAllowed",
+          message: image.message,
+        },
+        deployments: [],
+        coderAddress: undefined,
+        podSelector: { [instanceLabel]: this.cr.metadata.name },
+        pii: undefined,
+      };
+    }
 
     for (const deployment of selected) {
       const dName = deployment.metadata?.name ?? "";
@@ -247,7 +272,7 @@ class Reconcile {
         spec,
         deployment,
         ownedEnv: ownedEnvNames(deployment, spec.coderContainer, fieldManager),
-        exporterImage: ctx.exporterImage,
+        exporterImage: image.image,
         exporterConfigMap: exporterConfigMapName(this.cr),
       });
       if (!plan.ok) {
@@ -275,6 +300,7 @@ class Reconcile {
           : {}),
       });
       configured.push(deployment);
+      exposures.push({ name: dName, exposure: plan.piiExposure });
     }
 
     // Deployments we configured earlier that this CR no longer selects: give them back.
@@ -313,11 +339,13 @@ class Reconcile {
         message: `Prometheus enabled on ${configured.map((d) => d.metadata?.name).join(", ")}`,
       };
     }
+    const pii = piiCondition(spec, exposures);
     return {
       condition,
       deployments: statuses,
       coderAddress: configured.length ? coderAddress : undefined,
       podSelector,
+      pii: pii ? { type: "PIIProtected", ...pii } : undefined,
     };
   }
 
@@ -424,7 +452,7 @@ class Reconcile {
       type,
       status: "True",
       reason: "Applied",
-      message: `headless Service ${name} exposes prom-http:${coderAddress.port}${spec.exporter.enabled ? ` and exporter-http:${spec.exporter.port}` : ""}`,
+      message: `headless Service ${name} exposes ${(desired.spec?.ports ?? []).map((p) => `${p.name}:${p.port}`).join(" and ")}`,
     };
   }
 

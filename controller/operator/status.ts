@@ -7,6 +7,7 @@ import { digestOf } from "../desired/digest.ts";
 export const conditionTypes = [
   "Ready",
   "CoderConfigured",
+  "PIIProtected",
   "ServiceReady",
   "ServiceMonitorReady",
   "ExporterReady",

@@ -48,6 +48,36 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** kube-controller-manager against the API server in kubeconfigPath, running only `controllers`. */
+export async function startControllerManager(options: {
+  binary: string;
+  kubeconfigPath: string;
+  /** Its log and serving certificates go here. */
+  dir: string;
+  /** --controllers, e.g. "clusterrole-aggregation-controller". */
+  controllers: string;
+  extraArgs?: string[];
+}): Promise<ManagedProcess> {
+  const { kubeconfigPath, dir } = options;
+  const kcm = new ManagedProcess(
+    "kube-controller-manager",
+    join(dir, "kube-controller-manager.log"),
+  );
+  kcm.start(options.binary, [
+    `--kubeconfig=${kubeconfigPath}`,
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${await freePort()}`,
+    `--cert-dir=${join(dir, "kcm-certs")}`,
+    "--leader-elect=false",
+    "--use-service-account-credentials=false",
+    `--controllers=${options.controllers}`,
+    ...(options.extraArgs ?? []),
+  ]);
+  return kcm;
+}
+
 function kubeconfig(server: string, pki: Pki): string {
   const b64 = (path: string) => readFileSync(path).toString("base64");
   return stringify({
@@ -171,23 +201,17 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     );
     await startApiserver();
     if (options.controllerManager) {
-      controllerManager = new ManagedProcess(
-        "kube-controller-manager",
-        join(dir, "kube-controller-manager.log"),
-      );
-      controllerManager.start(binaries.kubeControllerManager, [
-        `--kubeconfig=${kubeconfigPath}`,
-        `--authentication-kubeconfig=${kubeconfigPath}`,
-        `--authorization-kubeconfig=${kubeconfigPath}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${await freePort()}`,
-        `--cert-dir=${join(dir, "kcm-certs")}`,
-        "--leader-elect=false",
-        `--service-account-private-key-file=${pki.serviceAccountKey}`,
-        `--root-ca-file=${pki.caCert}`,
-        "--use-service-account-credentials=false",
-        "--controllers=*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach",
-      ]);
+      controllerManager = await startControllerManager({
+        binary: binaries.kubeControllerManager,
+        kubeconfigPath,
+        dir,
+        controllers:
+          "*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach",
+        extraArgs: [
+          `--service-account-private-key-file=${pki.serviceAccountKey}`,
+          `--root-ca-file=${pki.caCert}`,
+        ],
+      });
     }
   } catch (err) {
     await Promise.all([apiserver.stop(), etcd.stop()]);

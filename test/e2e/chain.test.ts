@@ -11,6 +11,7 @@
 // (USE_EXISTING_CLUSTER=true) the Prometheus assertions need E2E_PROMETHEUS_URL.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { connect } from "node:net";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type * as k8s from "@kubernetes/client-node";
@@ -19,6 +20,7 @@ import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
 import { createCoderDeployment } from "../support/coder-deployment.ts";
 import { eventually, freshNamespace, testClients } from "../support/kube.ts";
 import { type PrometheusApi, prometheusApi } from "../support/prometheus.ts";
+import { podLoopback } from "./pod-spec.ts";
 import {
   kubePrometheusStackPrometheus,
   type OperatedPrometheus,
@@ -288,6 +290,92 @@ describe("kube-prometheus-stack discovers Coder through coder-metrics", () => {
       ]);
       assert.equal(report.status, 0, report.stdout);
       assert.match(report.stdout, /✓ 7\. Prometheus scrapes the target/);
+    }),
+  );
+
+  test(
+    "pii: coderd refuses connections on the Pod IP, the exporter serves only hashed values, Prometheus scrapes it",
+    withDiagnostics(async (t) => {
+      const namespace = await freshNamespace(t, clients, "e2e-pii");
+      await clients.core.createNamespacedSecret({
+        namespace,
+        body: {
+          metadata: { name: "coder-metrics-hash-key" },
+          stringData: { key: "e2e-hash-key-0123456789abcdef" },
+        },
+      });
+      await createCoderDeployment(clients, namespace);
+      await clients.objects.create(
+        coderMetrics(namespace, {
+          monitor: { labels: { release: "kube-prometheus-stack" }, interval: "5s" },
+          exporter: {
+            config: {
+              pii: {
+                hashLabels: ["username", "workspace_owner"],
+                dropLabels: ["owner_email", "email"],
+                hashKeySecretRef: { name: "coder-metrics-hash-key", key: "key" },
+              },
+            },
+          },
+        }) as never,
+      );
+      await waitForCondition(clients, namespace, "coder", "Ready", "True");
+      await waitForCondition(clients, namespace, "coder", "PIIProtected", "True");
+      const pod = await coderPod(namespace);
+      const podIp = pod.status?.podIP;
+      assert.ok(podIp);
+      const service = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
+      assert.deepEqual(
+        service.spec?.ports?.map((p) => p.name),
+        ["exporter-http"],
+      );
+
+      const hashed = /^[0-9a-f]{16}$/;
+      const values = (text: string, label: string) =>
+        [...text.matchAll(new RegExp(`[{,]${label}="([^"]*)"`, "g"))].map((m) => m[1] ?? "");
+      if (local) {
+        // Nothing answers on coderd's port on the Pod IP: it listens on the Pod's loopback only.
+        const refused = await new Promise<string>((resolve) => {
+          const socket = connect({ host: podIp, port: 2112 });
+          socket.once("connect", () => {
+            socket.destroy();
+            resolve("connected");
+          });
+          socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        });
+        assert.equal(refused, "ECONNREFUSED", `coderd's port on the Pod IP ${podIp}`);
+
+        // Inside the Pod (its loopback), coderd serves the raw names the exporter hashes.
+        const raw = await eventually("coderd on the Pod's loopback", () =>
+          scrape(`http://${podLoopback(podIp)}:2112/metrics`),
+        );
+        const owners = new Set(values(raw, "username"));
+        assert.ok(owners.size > 0 && [...owners].every((o) => !hashed.test(o)), "raw names");
+        const exported = await scrape(`http://${podIp}:2113/metrics`);
+        const seen = [...values(exported, "username"), ...values(exported, "workspace_owner")];
+        assert.ok(seen.length > 0, "the exporter keeps the labels, hashed");
+        for (const v of seen) assert.match(v, hashed);
+        for (const owner of owners)
+          assert.ok(!exported.includes(`"${owner}"`), `${owner} is not in the exporter's output`);
+        assert.deepEqual(values(exported, "owner_email"), [], "dropped");
+      }
+
+      if (prometheus === undefined) return;
+      await operated?.waitForJob(`serviceMonitor/${namespace}/coder-prom/`);
+      const target = await eventually(
+        "the exporter's target up in Prometheus",
+        async () =>
+          (await prometheus!.targets()).find(
+            (x) => x.labels.namespace === namespace && x.health === "up",
+          ),
+        { timeoutMs: 90_000, intervalMs: 1000 },
+      );
+      assert.equal(target.labels.endpoint, "exporter-http");
+      const series = await eventually("series with a username in Prometheus", async () => {
+        const r = await prometheus!.query(`{namespace="${namespace}",username!=""}`);
+        return r.length > 0 ? r : undefined;
+      });
+      for (const s of series) assert.match(s.metric.username ?? "", hashed);
     }),
   );
 

@@ -8,6 +8,7 @@ import { resolveSpec } from "../../controller/api/defaults.ts";
 import { expandVars, mapMountPaths, mapPodAddress, planContainer, resolveEnv } from "./pod-spec.ts";
 
 const ip = "198.18.7.3";
+const loopback = "127.18.7.3";
 const pod: V1Pod = {
   metadata: { name: "coder-0", namespace: "coder", uid: "u1", labels: { app: "coder" } },
   spec: { containers: [], serviceAccountName: "coder" },
@@ -30,8 +31,9 @@ function plan(container: V1Container, extra: Partial<Parameters<typeof planConta
 describe("process kubelet: pod spec → process", () => {
   const addresses: Array<[string, string]> = [
     ["--listen=0.0.0.0:2113", `--listen=${ip}:2113`],
-    ["--upstream=http://127.0.0.1:2112/metrics", `--upstream=http://${ip}:2112/metrics`],
-    ["localhost:8080", `${ip}:8080`],
+    ["--upstream=http://127.0.0.1:2112/metrics", `--upstream=http://${loopback}:2112/metrics`],
+    ["localhost:8080", `${loopback}:8080`],
+    ["[::1]:8080", `${loopback}:8080`],
     ["--metrics-address=:8080", `--metrics-address=${ip}:8080`],
     ["[::]:2112", `${ip}:2112`],
     [
@@ -89,7 +91,7 @@ describe("process kubelet: pod spec → process", () => {
     assert.deepEqual(p.process.args, [
       "/repo/controller/cli.ts",
       "exporter",
-      `--upstream=http://${ip}:2112/metrics`,
+      `--upstream=http://${loopback}:2112/metrics`,
       `--listen=${ip}:2113`,
       "--config=/tmp/vol/cfg/exporter.yaml",
     ]);
@@ -109,6 +111,25 @@ describe("process kubelet: pod spec → process", () => {
     assert.ok(p.process.args.includes("--require-env"));
     assert.equal(p.process.env.CODER_PROMETHEUS_ADDRESS, `${ip}:2112`);
     assert.equal(p.process.env.CODER_PROMETHEUS_ENABLE, "true");
+    // Every interface includes the Pod's loopback, where the sidecar scrapes it.
+    assert.deepEqual(p.process.args.slice(p.process.args.indexOf("--also-address"), -4), [
+      "--also-address",
+      `${loopback}:2112`,
+    ]);
+  });
+
+  test("coderd on loopback (pii) is reachable from its Pod only: the Pod's loopback, not the Pod IP", () => {
+    const p = plan({
+      name: "coder",
+      image: "ghcr.io/coder/coder:v2.24.1",
+      env: [
+        { name: "CODER_PROMETHEUS_ENABLE", value: "true" },
+        { name: "CODER_PROMETHEUS_ADDRESS", value: "127.0.0.1:2112" },
+      ],
+    });
+    assert.ok(p.ok);
+    assert.equal(p.process.env.CODER_PROMETHEUS_ADDRESS, `${loopback}:2112`);
+    assert.equal(p.process.args.includes("--also-address"), false);
   });
 
   test("the controller gets the ServiceAccount kubeconfig; without one it waits", () => {

@@ -45,15 +45,29 @@ export function expandVars(text: string, env: Record<string, string>): string {
 }
 
 /**
- * Addresses that mean "this pod" (0.0.0.0, loopback, localhost, or no host)
- * become the pod's own IP, which is what they mean inside a pod network
- * namespace. `--listen=0.0.0.0:2113` → `--listen=198.18.7.3:2113`.
+ * The Pod's own loopback: 127.b.c.d for Pod IP a.b.c.d. Every process shares the
+ * machine's lo, where all of 127.0.0.0/8 is local, so each Pod gets an address
+ * there that no other Pod uses — what is bound to it is reachable from the Pod's
+ * own containers (which are told this address for 127.0.0.1) and not on the Pod IP.
+ */
+export function podLoopback(podIp: string): string {
+  const [, b, c, d] = podIp.split(".");
+  return `127.${b}.${c}.${d}`;
+}
+
+/**
+ * Addresses that mean "this pod" become the pod's own ones, as inside a pod
+ * network namespace: every interface (0.0.0.0, [::], no host) → the Pod IP,
+ * `--listen=0.0.0.0:2113` → `--listen=198.18.7.3:2113`; loopback (127.0.0.1,
+ * localhost, [::1]) → the Pod's loopback, `127.0.0.1:2112` → `127.18.7.3:2112`.
  */
 export function mapPodAddress(text: string, podIp: string): string {
+  const loopback = podLoopback(podIp);
   return text
     .replace(
       /(^|=|\/\/)(0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]|\[::1\])(:\d{1,5})/g,
-      (_m, before: string, _host: string, port: string) => `${before}${podIp}${port}`,
+      (_m, before: string, host: string, port: string) =>
+        `${before}${/^(0\.0\.0\.0|\[::\])$/.test(host) ? podIp : loopback}${port}`,
     )
     .replace(/(^|=):(\d{1,5})(?=$|\/)/g, (_m, before: string, port: string) => {
       return `${before}${podIp}:${port}`;
@@ -143,6 +157,11 @@ export function planContainer(input: PlanInput): ContainerPlan {
   if (coderImage.test(image)) {
     // coderd serves metrics only when CODER_PROMETHEUS_ENABLE is true, on
     // CODER_PROMETHEUS_ADDRESS (default 127.0.0.1:2112); --require-env makes the stand-in do the same.
+    // Bound to every interface, coderd is reachable on the Pod IP and on its loopback alike:
+    // the stand-in then also listens on the Pod's loopback (where the sidecar scrapes it).
+    const wanted = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(env.CODER_PROMETHEUS_ADDRESS ?? "");
+    const host = wanted?.[1] ?? wanted?.[2];
+    const everyInterface = host === "" || host === "0.0.0.0" || host === "::";
     return {
       ok: true,
       kind: "coderd",
@@ -151,8 +170,11 @@ export function planContainer(input: PlanInput): ContainerPlan {
         args: [
           `${input.repoRoot}/test/support/coder-standin.ts`,
           "--require-env",
+          ...(everyInterface
+            ? ["--also-address", `${podLoopback(input.podIp)}:${wanted?.[3]}`]
+            : []),
           "--address",
-          `${input.podIp}:2112`,
+          `${podLoopback(input.podIp)}:2112`,
           "--workspaces",
           String(input.coderWorkspaces),
         ],

@@ -5,6 +5,7 @@
 //
 // As a script (the e2e suite runs it as the coderd container):
 //   node test/support/coder-standin.ts --address 0.0.0.0:2112 --workspaces 100 [--require-env]
+//     [--also-address 127.18.7.3:2112]   (a second address serving the same, for the process kubelet)
 // With --require-env it serves only when CODER_PROMETHEUS_ENABLE=true and binds
 // to CODER_PROMETHEUS_ADDRESS when set, like coderd; otherwise it idles.
 import { createServer, type Server } from "node:http";
@@ -194,23 +195,28 @@ async function main(argv: string[]): Promise<void> {
     }
     address = process.env.CODER_PROMETHEUS_ADDRESS || address;
   }
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
-  if (m === null) throw new Error(`--address: expected host:port, got ${address}`);
-  const standin = await startCoderStandin({
-    host: m[1] ?? (m[2] || "0.0.0.0"),
-    port: Number(m[3]),
-    workspaces: Number(arg("workspaces") ?? "10"),
-    agentStats: process.env.CODER_PROMETHEUS_COLLECT_AGENT_STATS !== "false",
-    dbMetrics: process.env.CODER_PROMETHEUS_COLLECT_DB_METRICS !== "false",
-  });
-  process.stderr.write(
-    `${JSON.stringify({ msg: "coder stand-in listening", url: standin.url, bytes: standin.fixture.length })}\n`,
-  );
+  const also = arg("also-address");
+  const standins = [];
+  for (const [flag, text] of [["address", address], ...(also ? [["also-address", also]] : [])]) {
+    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text ?? "");
+    if (m === null) throw new Error(`--${flag}: expected host:port, got ${text}`);
+    const standin = await startCoderStandin({
+      host: m[1] ?? (m[2] || "0.0.0.0"),
+      port: Number(m[3]),
+      workspaces: Number(arg("workspaces") ?? "10"),
+      agentStats: process.env.CODER_PROMETHEUS_COLLECT_AGENT_STATS !== "false",
+      dbMetrics: process.env.CODER_PROMETHEUS_COLLECT_DB_METRICS !== "false",
+    });
+    standins.push(standin);
+    process.stderr.write(
+      `${JSON.stringify({ msg: "coder stand-in listening", url: standin.url, bytes: standin.fixture.length })}\n`,
+    );
+  }
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
-  await standin.close();
+  await Promise.all(standins.map((s) => s.close()));
 }
 
 if (import.meta.main) {

@@ -16,6 +16,7 @@ export async function startController(
     resyncMs?: number;
     recheckMs?: number;
     kubeconfigPath?: string;
+    allowedExporterImages?: string[];
   } = {},
 ): Promise<Controller> {
   const kubeconfig = new k8s.KubeConfig();
@@ -25,6 +26,9 @@ export async function startController(
     kubeconfig,
     watchNamespaces: namespaces,
     exporterImage: testExporterImage,
+    ...(options.allowedExporterImages
+      ? { allowedExporterImages: options.allowedExporterImages }
+      : {}),
     log: createLogger({
       level: (process.env.TEST_CONTROLLER_LOG as "debug" | "info" | "warn" | undefined) ?? "error",
     }),

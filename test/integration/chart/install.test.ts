@@ -12,8 +12,7 @@ import { after, before, describe, test } from "node:test";
 import type { V1Container, V1Deployment, V1PodSpec } from "@kubernetes/client-node";
 import { resolveSpec } from "../../../controller/api/defaults.ts";
 import { parseCoderAddress } from "../../../controller/desired/coder-address.ts";
-import { exporterContainer, hashKeyVolume } from "../../../controller/desired/coderd.ts";
-import { exporterConfigVolume } from "../../../controller/desired/names.ts";
+import { exporterContainer, exporterVolumes } from "../../../controller/desired/coderd.ts";
 import { kubeFetch, type KubeResponse } from "../../../controller/operator/kube-fetch.ts";
 import { installMonitoringCrds } from "../../support/crds.ts";
 import { chartDir, helm, type KubeObject, parseManifests, repoRoot } from "../../support/helm.ts";
@@ -333,10 +332,8 @@ describe("Pod Security Standards restricted", () => {
       },
     };
     const sidecar = exporterContainer(spec, "ghcr.io/coder-metrics/coder-metrics:0.1.0", address);
-    const volumes = [
-      { name: exporterConfigVolume, configMap: { name: "coder-exporter-config" } },
-      { name: hashKeyVolume, secret: { secretName: "k" } },
-    ];
+    // The volumes the controller adds: config, hash key and the emptyDir over the token path.
+    const volumes = exporterVolumes(spec, "coder-exporter-config");
     ok(
       await dryRunPod(namespace, {
         serviceAccountName: await podServiceAccount(namespace),

@@ -1,7 +1,9 @@
 // The chart's RBAC is enough, and no more: the real controller, running with a
 // token of the ServiceAccount the chart creates, reconciles a CoderMetrics to
 // Ready — watching all namespaces (ClusterRole) and in namespaced mode
-// (watchNamespaces: a Role per namespace) — and may not read Secrets.
+// (watchNamespaces: a Role per namespace) — and may not read Secrets. And the
+// people who run Coder: a RoleBinding to the built-in view, edit or admin role
+// covers CoderMetrics, through the chart's aggregated ClusterRoles.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,6 +12,8 @@ import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
 import type { CoderMetrics } from "../../../controller/api/v1alpha1.ts";
 import { kubeFetch, type KubeResponse } from "../../../controller/operator/kube-fetch.ts";
+import { findBinaries } from "../../cluster/binaries.ts";
+import { startControllerManager } from "../../cluster/control-plane.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { startController } from "../../support/controller.ts";
 import { chartDir, helm } from "../../support/helm.ts";
@@ -191,5 +195,118 @@ describe("chart: RBAC", () => {
       false,
     );
     assert.equal(await can(user, "get", "secrets", coderNamespace), false, "no Secrets");
+  });
+});
+
+/**
+ * Aggregated ClusterRoles get their rules from kube-controller-manager's
+ * clusterrole-aggregation controller. The default integration control plane has no
+ * kube-controller-manager: run the real one with only that controller.
+ */
+async function ensureRoleAggregation(t: TestContext): Promise<void> {
+  if (process.env.TEST_CONTROLLER_MANAGER === "true" || process.env.USE_EXISTING_CLUSTER === "true")
+    return;
+  const kubeconfigPath = process.env.KUBECONFIG;
+  assert.ok(kubeconfigPath, "KUBECONFIG from the global setup");
+  const dir = mkdtempSync(join(work, "kcm-"));
+  const kcm = await startControllerManager({
+    binary: findBinaries().kubeControllerManager,
+    kubeconfigPath,
+    dir,
+    controllers: "clusterrole-aggregation-controller",
+  });
+  t.after(() => kcm.stop());
+}
+
+async function bindClusterRole(namespace: string, role: string, user: string): Promise<void> {
+  const response = await kubeFetch(
+    clients.config,
+    "POST",
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`,
+    {
+      body: {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: `${role}-${user}` },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+      },
+    },
+  );
+  ok(response, `RoleBinding of ${user} to ${role}`);
+}
+
+describe("chart: CoderMetrics for namespace users (aggregated to view, edit, admin)", () => {
+  test("view reads CoderMetrics, edit and admin manage them, only in their namespace; nobody gets status writes", async (t) => {
+    await ensureRoleAggregation(t);
+    const release = await freshNamespace(t, clients, "cm-agg");
+    const team = await freshNamespace(t, clients, "cm-agg-team");
+    const other = await freshNamespace(t, clients, "cm-agg-other");
+    await installAs(t, release, []);
+    const tag = randomBytes(3).toString("hex");
+    const [viewer, editor, admin] = ["viewer", "editor", "admin"].map((u) => `${u}-${tag}`) as [
+      string,
+      string,
+      string,
+    ];
+    await bindClusterRole(team, "view", viewer);
+    await bindClusterRole(team, "edit", editor);
+    await bindClusterRole(team, "admin", admin);
+    const group = "coder-metrics.io";
+    // The aggregation controller fills view/edit/admin in asynchronously.
+    await eventually(
+      "edit (and admin, through edit) to include the chart's editor rules",
+      async () =>
+        (await can(editor, "create", "codermetrics", team, group)) &&
+        (await can(admin, "create", "codermetrics", team, group)) &&
+        (await can(viewer, "list", "codermetrics", team, group))
+          ? true
+          : undefined,
+      { timeoutMs: 60_000 },
+    );
+
+    for (const verb of ["get", "list", "watch"]) {
+      assert.equal(await can(viewer, verb, "codermetrics", team, group), true, `view: ${verb}`);
+    }
+    for (const verb of ["create", "update", "patch", "delete"]) {
+      assert.equal(await can(viewer, verb, "codermetrics", team, group), false, `view: no ${verb}`);
+      assert.equal(await can(editor, verb, "codermetrics", team, group), true, `edit: ${verb}`);
+      assert.equal(await can(admin, verb, "codermetrics", team, group), true, `admin: ${verb}`);
+    }
+    for (const user of [viewer, editor, admin]) {
+      assert.equal(
+        await can(user, "list", "codermetrics", other, group),
+        false,
+        `${user} elsewhere`,
+      );
+    }
+    const canStatus = async (user: string, verb: string) => {
+      const response = await kubeFetch(
+        clients.config,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+          body: {
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SubjectAccessReview",
+            spec: {
+              user,
+              resourceAttributes: {
+                verb,
+                group,
+                resource: "codermetrics",
+                subresource: "status",
+                namespace: team,
+              },
+            },
+          },
+        },
+      );
+      ok(response, "SubjectAccessReview");
+      return (response.body as { status: { allowed: boolean } }).status.allowed;
+    };
+    assert.equal(await canStatus(viewer, "get"), true, "view reads status");
+    assert.equal(await canStatus(editor, "update"), false, "status is the controller's to write");
+    assert.equal(await canStatus(admin, "patch"), false, "status is the controller's to write");
   });
 });

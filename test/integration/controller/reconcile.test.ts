@@ -250,6 +250,181 @@ describe("CoderMetrics reconcile", () => {
     assert.equal(service.spec?.ports?.[0]?.port, 9100);
   });
 
+  test("pii: coderd listens on loopback, the Service carries only the exporter's port, the sidecar has no token", async (t) => {
+    const { namespace } = await setup(t, {
+      monitor: { labels: { release: "kube-prometheus-stack" } },
+      prometheusAnnotations: { service: true, pods: true },
+      exporter: { config: { pii: { hashLabels: ["username"], dropLabels: ["email"] } } },
+    });
+    const cr = await waitForCondition(namespace, "Ready", "True");
+    assert.equal(condition(cr, "PIIProtected")?.status, "True");
+    assert.equal(condition(cr, "PIIProtected")?.reason, "LoopbackOnly");
+    assert.deepEqual(cr.status?.deployments, [
+      { name: "coder", coderAddress: "127.0.0.1:2112", configured: true },
+    ]);
+
+    const { coder, exporter, deployment } = await coderd(namespace);
+    assert.equal(envOf(coder).CODER_PROMETHEUS_ADDRESS, "127.0.0.1:2112");
+    assert.ok(exporter?.args?.includes("--upstream=http://127.0.0.1:2112/metrics"));
+    assert.equal(
+      deployment.spec?.template.metadata?.annotations?.["prometheus.io/port"],
+      "2113",
+      "pod annotations name the exporter",
+    );
+    // The token path is shadowed in the sidecar only: coderd keeps its token.
+    const tokenPath = "/var/run/secrets/kubernetes.io/serviceaccount";
+    const shadow = exporter?.volumeMounts?.find((m) => m.mountPath === tokenPath);
+    assert.equal(shadow?.readOnly, true);
+    const volume = deployment.spec?.template.spec?.volumes?.find((v) => v.name === shadow?.name);
+    assert.deepEqual({ ...volume?.emptyDir }, { medium: "Memory", sizeLimit: "1Ki" });
+    assert.equal(coder.volumeMounts?.some((m) => m.mountPath === tokenPath) ?? false, false);
+
+    const service = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
+    assert.deepEqual(
+      service.spec?.ports?.map((p) => [p.name, p.port]),
+      [["exporter-http", 2113]],
+      "no coderd port",
+    );
+    assert.equal(service.metadata?.annotations?.["prometheus.io/port"], "2113");
+    assert.match(condition(cr, "ServiceReady")?.message ?? "", /exposes exporter-http:2113$/);
+  });
+
+  test("the ServiceAccount admission plugin mounts the token into coderd, not into the sidecar", {
+    skip:
+      process.env.TEST_CONTROLLER_MANAGER !== "true" &&
+      process.env.USE_EXISTING_CLUSTER !== "true" &&
+      "the plugin runs only with kube-controller-manager (TEST_CONTROLLER_MANAGER=true), which creates the default ServiceAccount it needs",
+  }, async (t) => {
+    const { namespace } = await setup(t);
+    await waitForCondition(namespace, "CoderConfigured", "True");
+    const { deployment } = await coderd(namespace);
+    await eventually("the default ServiceAccount", () =>
+      clients.core.readNamespacedServiceAccount({ name: "default", namespace }),
+    );
+    // A dry run goes through admission, as the ReplicaSet controller's Pod would.
+    const pod = await clients.core.createNamespacedPod({
+      namespace,
+      dryRun: "All",
+      body: {
+        metadata: { name: "coder-dry-run", labels: deployment.spec?.template.metadata?.labels },
+        spec: deployment.spec?.template.spec ?? { containers: [] },
+      },
+    });
+    const mounts = (name: string) =>
+      pod.spec?.containers.find((c) => c.name === name)?.volumeMounts ?? [];
+    const tokenPath = "/var/run/secrets/kubernetes.io/serviceaccount";
+    const coderToken = mounts("coder").find((m) => m.mountPath === tokenPath);
+    assert.match(coderToken?.name ?? "", /^kube-api-access-/, "coderd gets its token");
+    assert.deepEqual(
+      mounts("coder-metrics-exporter")
+        .filter((m) => m.mountPath === tokenPath)
+        .map((m) => m.name),
+      ["coder-metrics-no-token"],
+      "the sidecar's token path stays the empty volume",
+    );
+  });
+
+  test("pii on a CR that already exposed coderd: the coderd port leaves the Service, the address goes to loopback", async (t) => {
+    const { namespace } = await setup(t);
+    await waitForCondition(namespace, "Ready", "True");
+    await clients.objects.patch(
+      coderMetrics(namespace, { exporter: { config: { pii: { hashLabels: ["username"] } } } }),
+      undefined,
+      undefined,
+      "test",
+      undefined,
+      k8s.PatchStrategy.MergePatch,
+    );
+    await waitForCondition(namespace, "PIIProtected", "True", "LoopbackOnly");
+    await eventually("the Service to lose prom-http", async () => {
+      const s = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
+      return JSON.stringify(s.spec?.ports?.map((p) => p.name)) === '["exporter-http"]'
+        ? true
+        : undefined;
+    });
+    const { coder } = await coderd(namespace);
+    assert.equal(envOf(coder).CODER_PROMETHEUS_ADDRESS, "127.0.0.1:2112");
+  });
+
+  test("pii with the user's own 0.0.0.0 address kept (Respect): PIIProtected=False PIIExposed, not Ready", async (t) => {
+    const { namespace } = await setup(
+      t,
+      { exporter: { config: { pii: { hashLabels: ["username"] } } } },
+      [{ name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:9100" }],
+    );
+    const cr = await waitForCondition(namespace, "PIIProtected", "False", "PIIExposed");
+    assert.match(
+      condition(cr, "PIIProtected")?.message ?? "",
+      /Deployment coder: the coderd container sets CODER_PROMETHEUS_ADDRESS=0\.0\.0\.0:9100 itself/,
+    );
+    assert.equal(condition(cr, "Ready")?.status, "False");
+    assert.equal(condition(cr, "Ready")?.reason, "PIIExposed");
+    const { coder } = await coderd(namespace);
+    assert.equal(envOf(coder).CODER_PROMETHEUS_ADDRESS, "0.0.0.0:9100", "the user's value is kept");
+    const service = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
+    assert.deepEqual(
+      service.spec?.ports?.map((p) => p.name),
+      ["exporter-http"],
+      "the Service still does not expose coderd",
+    );
+
+    // Override: coder-metrics takes the address over and puts it on loopback.
+    await clients.objects.patch(
+      coderMetrics(namespace, { coder: { existingSettings: "Override" } }),
+      undefined,
+      undefined,
+      "test",
+      undefined,
+      k8s.PatchStrategy.MergePatch,
+    );
+    await waitForCondition(namespace, "PIIProtected", "True", "LoopbackOnly");
+    const after = await coderd(namespace);
+    assert.equal(envOf(after.coder).CODER_PROMETHEUS_ADDRESS, "127.0.0.1:2112");
+  });
+
+  test("an exporter image outside the allow-list: ExporterImageNotAllowed and zero changes to the Deployment", async (t) => {
+    const namespace = await freshNamespace(t, clients);
+    const controller = await startController(t, [namespace]);
+    const created = await createCoderDeployment(clients, namespace);
+    await clients.objects.create(
+      coderMetrics(namespace, { exporter: { image: "registry.example.com/anything:1" } }),
+    );
+    const cr = await waitForCondition(
+      namespace,
+      "CoderConfigured",
+      "False",
+      "ExporterImageNotAllowed",
+    );
+    assert.match(
+      condition(cr, "CoderConfigured")?.message ?? "",
+      /"registry\.example\.com\/anything:1" is not in the controller's allowed exporter images \(ghcr\.io\/coder-metrics\/coder-metrics\)/,
+    );
+    assert.equal(condition(cr, "Ready")?.reason, "ExporterImageNotAllowed");
+    await resyncAndSettle(controller);
+    const { deployment } = await coderd(namespace);
+    assert.equal(deployment.metadata?.resourceVersion, created.metadata?.resourceVersion);
+    assert.equal(deployment.metadata?.generation, created.metadata?.generation);
+    assert.equal(
+      deployment.metadata?.managedFields?.some((f) => f.manager === "coder-metrics") ?? false,
+      false,
+      "no field applied by coder-metrics",
+    );
+  });
+
+  test("an image the operator allowed (--allowed-exporter-images) is injected", async (t) => {
+    const namespace = await freshNamespace(t, clients);
+    await startController(t, [namespace], {
+      allowedExporterImages: ["registry.example.com/team/"],
+    });
+    await createCoderDeployment(clients, namespace);
+    await clients.objects.create(
+      coderMetrics(namespace, { exporter: { image: "registry.example.com/team/exporter:2" } }),
+    );
+    await waitForCondition(namespace, "CoderConfigured", "True");
+    const { exporter } = await coderd(namespace);
+    assert.equal(exporter?.image, "registry.example.com/team/exporter:2");
+  });
+
   test("deleting the CR restores the Deployment and removes what it owned", async (t) => {
     const { namespace } = await setup(t);
     await waitForCondition(namespace, "Ready", "True");
@@ -386,6 +561,14 @@ describe("CoderMetrics validation by the API server", () => {
       /monitor.target Exporter needs exporter.enabled/,
     ],
     ["exporter port equal to coderd's", { exporter: { port: 2112 } }, /exporter.port must differ/],
+    [
+      "pii with monitor.target Coderd (raw personal data to Prometheus)",
+      {
+        monitor: { target: "Coderd" },
+        exporter: { config: { pii: { hashLabels: ["username"] } } },
+      },
+      /spec\.monitor\.target: Invalid value.*monitor\.target Coderd scrapes coderd's raw metrics, which carry the user names and e-mail addresses exporter\.config\.pii is meant to hash or drop/,
+    ],
     ["bad address", { coder: { address: "localhost" } }, /spec.coder.address/],
     [
       "bad label name",

@@ -61,10 +61,12 @@ describe("chart: lint", () => {
 describe("chart: defaults", () => {
   const objects = renderChart();
 
-  test("renders the controller, its ServiceAccount, cluster-wide RBAC, the lease Role and the metrics Service, nothing optional", () => {
+  test("renders the controller, its ServiceAccount, cluster-wide RBAC, the lease Role, the metrics Service and the user roles, nothing optional", () => {
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     assert.deepEqual(kinds, [
       "ClusterRole/cm-coder-metrics",
+      "ClusterRole/cm-coder-metrics-editor",
+      "ClusterRole/cm-coder-metrics-viewer",
       "ClusterRoleBinding/cm-coder-metrics",
       "Deployment/cm-coder-metrics",
       "Role/cm-coder-metrics-leader-election",
@@ -144,7 +146,7 @@ describe("chart: defaults", () => {
   });
 
   test("the ClusterRole holds the watched and cluster-wide rules, and no access to Secrets", () => {
-    const role = one(objects, "ClusterRole");
+    const role = one(objects, "ClusterRole", "cm-coder-metrics");
     assert.deepEqual(role.rules, rulesOf("watched", "cluster"));
     for (const rule of role.rules as Rule[]) {
       assert.ok(!rule.resources.includes("secrets"), "no Secrets");
@@ -154,6 +156,31 @@ describe("chart: defaults", () => {
     assert.deepEqual(binding.subjects, [
       { kind: "ServiceAccount", name: "cm-coder-metrics", namespace: "coder-metrics" },
     ]);
+  });
+
+  test("the user roles aggregate to view and edit and reach CoderMetrics only", () => {
+    const viewer = one(objects, "ClusterRole", "cm-coder-metrics-viewer");
+    const editor = one(objects, "ClusterRole", "cm-coder-metrics-editor");
+    assert.equal(viewer.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    assert.equal(editor.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    assert.equal(
+      editor.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"],
+      undefined,
+    );
+    for (const role of [viewer, editor]) {
+      for (const rule of role.rules as Rule[]) {
+        assert.deepEqual(rule.apiGroups, ["coder-metrics.io"]);
+        assert.ok(
+          rule.resources.every((r) => r.startsWith("codermetrics")),
+          rule.resources.join(),
+        );
+      }
+    }
+    const verbsOf = (role: KubeObject, resource: string) =>
+      (role.rules as Rule[]).filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs);
+    assert.deepEqual(verbsOf(viewer, "codermetrics"), ["get", "list", "watch"]);
+    assert.ok(verbsOf(editor, "codermetrics").includes("create"));
+    assert.deepEqual(verbsOf(editor, "codermetrics/status"), ["get"], "status is the controller's");
   });
 
   test("the lease Role is in the release namespace and only grants leases", () => {
@@ -179,7 +206,11 @@ describe("chart: defaults", () => {
 describe("chart: values", () => {
   test("watchNamespaces renders a Role and RoleBinding per namespace and no cluster-wide RBAC", () => {
     const objects = renderChart({ values: { watchNamespaces: ["coder", "coder-staging"] } });
-    assert.equal(find(objects, "ClusterRole").length, 0);
+    assert.deepEqual(
+      find(objects, "ClusterRole").map((r) => r.metadata.name),
+      ["cm-coder-metrics-viewer", "cm-coder-metrics-editor"],
+      "only the user roles",
+    );
     assert.equal(find(objects, "ClusterRoleBinding").length, 0);
     const roles = find(objects, "Role", "cm-coder-metrics");
     assert.deepEqual(
@@ -196,6 +227,29 @@ describe("chart: values", () => {
       ],
     );
     assert.ok(controllerContainer(objects).args.includes("--watch-namespaces=coder,coder-staging"));
+  });
+
+  test("rbac.aggregatedRoles: false renders no user roles", () => {
+    const objects = renderChart({ values: { rbac: { aggregatedRoles: false } } });
+    assert.deepEqual(
+      find(objects, "ClusterRole").map((r) => r.metadata.name),
+      ["cm-coder-metrics"],
+    );
+  });
+
+  test("exporter.allowedImages becomes --allowed-exporter-images", () => {
+    assert.ok(
+      !controllerContainer(renderChart()).args.some((a: string) =>
+        a.startsWith("--allowed-exporter-images"),
+      ),
+      "none by default: the controller allows its own image repository",
+    );
+    const c = controllerContainer(
+      renderChart({
+        values: { exporter: { allowedImages: ["registry.example.com/team/", "ghcr.io/x/y"] } },
+      }),
+    );
+    assert.ok(c.args.includes("--allowed-exporter-images=registry.example.com/team/,ghcr.io/x/y"));
   });
 
   test("rbac.create: false renders no RBAC", () => {
@@ -352,7 +406,8 @@ describe("chart: values", () => {
   test("fullnameOverride names every object", () => {
     const objects = renderChart({ values: { fullnameOverride: "cmx" } });
     assert.equal(one(objects, "Deployment").metadata.name, "cmx");
-    assert.equal(one(objects, "ClusterRole").metadata.name, "cmx");
+    assert.equal(one(objects, "ClusterRole", "cmx").metadata.name, "cmx");
+    assert.equal(one(objects, "ClusterRole", "cmx-viewer").metadata.name, "cmx-viewer");
   });
 
   test("dashboards render one ConfigMap per dashboard with the Grafana sidecar label", () => {

@@ -89,6 +89,11 @@ describe("chart: values.schema.json rejects bad values", () => {
     },
     { name: "a port out of range", values: { metrics: { port: 70000 } }, want: /\/metrics\/port/ },
     {
+      name: "an allowed exporter image with a comma (the flag's separator)",
+      values: { exporter: { allowedImages: ["a/b,c/d"] } },
+      want: /\/exporter\/allowedImages\/0/,
+    },
+    {
       name: "a non-string label value",
       values: { commonLabels: { team: 1 } },
       want: /\/commonLabels\/team/,

@@ -36,6 +36,7 @@ describe("planCoderd", () => {
     assert.ok(p.ok);
     assert.deepEqual(p.apply.spec?.template.spec?.volumes, [
       { name: "coder-metrics-exporter-config", configMap: { name: "coder-exporter-config" } },
+      { name: "coder-metrics-no-token", emptyDir: { medium: "Memory", sizeLimit: "1Ki" } },
     ]);
     assert.equal(p.apply.metadata?.annotations?.["coder-metrics.io/instance"], "coder/coder");
     assert.deepEqual(p.coderAddress, { host: "0.0.0.0", port: 2112 });
@@ -71,6 +72,27 @@ describe("planCoderd", () => {
     assert.equal(sc?.readOnlyRootFilesystem, true);
     assert.deepEqual(sc?.capabilities?.drop, ["ALL"]);
     assert.equal(sc?.seccompProfile?.type, "RuntimeDefault");
+  });
+
+  test("the sidecar cannot read the Pod's ServiceAccount token: an empty read-only volume shadows its path", () => {
+    const p = planFor({});
+    const [coderd, exporter] = containers(p);
+    assert.deepEqual(
+      exporter?.volumeMounts?.find(
+        (m) => m.mountPath === "/var/run/secrets/kubernetes.io/serviceaccount",
+      ),
+      {
+        name: "coder-metrics-no-token",
+        mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+        readOnly: true,
+      },
+    );
+    assert.ok(p.ok);
+    const volume = p.apply.spec?.template.spec?.volumes?.find(
+      (v) => v.name === "coder-metrics-no-token",
+    );
+    assert.deepEqual(volume?.emptyDir, { medium: "Memory", sizeLimit: "1Ki" });
+    assert.equal(coderd?.volumeMounts, undefined, "coderd keeps its own token (it needs it)");
   });
 
   test("the exporter's V8 heap is sized to its memory limit", () => {

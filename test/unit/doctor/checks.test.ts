@@ -151,6 +151,7 @@ describe("doctor checks", () => {
         ["monitor", "pass"],
         ["prometheus", "pass"],
         ["target", "skip"],
+        ["pii", "skip"],
       ],
     );
     assert.equal(exitCode(results), 0);
@@ -301,6 +302,83 @@ describe("doctor checks", () => {
     ];
     assert.equal(byId(runChecks(s), "target").status, "pass");
   });
+
+  /** The pii-hashing example, configured as the controller does it. */
+  function withPii(): Snapshot {
+    const s = healthy();
+    s.cr!.spec = {
+      monitor: { labels: { release: "kube-prometheus-stack" } },
+      exporter: { config: { pii: { hashLabels: ["username"] } } },
+    };
+    const loopbackEnv = [
+      { name: "CODER_PROMETHEUS_ENABLE", value: "true" },
+      { name: "CODER_PROMETHEUS_ADDRESS", value: "127.0.0.1:2112" },
+    ];
+    s.deployments = [deployment(loopbackEnv)];
+    s.pods = [pod(loopbackEnv)];
+    s.service = {
+      ...service,
+      spec: { ...service.spec, ports: [{ name: "exporter-http", port: 2113 }] },
+    };
+    return s;
+  }
+
+  test("pii: coderd on loopback and only the exporter's port exposed passes", () => {
+    const r = byId(runChecks(withPii()), "pii");
+    assert.equal(r.status, "pass", r.detail);
+    assert.match(r.detail, /loopback only \(coder\); the Service exposes exporter-http/);
+  });
+
+  const leaks: Array<{ name: string; change: (s: Snapshot) => void; detail: RegExp }> = [
+    {
+      name: "a user's own 0.0.0.0 address (kept under Respect)",
+      change: (s) => {
+        const env = [
+          { name: "CODER_PROMETHEUS_ENABLE", value: "true" },
+          { name: "CODER_PROMETHEUS_ADDRESS", value: "0.0.0.0:9100" },
+        ];
+        s.deployments = [deployment(env)];
+      },
+      detail:
+        /Deployment coder: the coderd container sets CODER_PROMETHEUS_ADDRESS=0\.0\.0\.0:9100/,
+    },
+    {
+      name: "a pod from before the rollout",
+      change: (s) => {
+        s.pods = [pod(enabledEnv)];
+      },
+      detail: /pod coder-abc: .*0\.0\.0\.0:2112/,
+    },
+    {
+      name: "coderd's port on the Service",
+      change: (s) => {
+        s.service = service;
+      },
+      detail: /Service coder-prom exposes coderd's raw metrics as prom-http:2112/,
+    },
+    {
+      name: "annotations pointing Prometheus at coderd",
+      change: (s) => {
+        s.service!.metadata = {
+          ...s.service!.metadata,
+          annotations: { "prometheus.io/port": "2112" },
+        };
+      },
+      detail: /prometheus\.io\/port is 2112, not the exporter's 2113/,
+    },
+  ];
+  for (const c of leaks) {
+    test(`pii: ${c.name} fails the PII step`, () => {
+      const s = withPii();
+      c.change(s);
+      const results = runChecks(s);
+      const r = byId(results, "pii");
+      assert.equal(r.status, "fail", JSON.stringify(r));
+      assert.match(r.detail, c.detail);
+      assert.match(r.fix ?? "", /PIIProtected/);
+      assert.equal(exitCode(results), 1);
+    });
+  }
 
   test("without a CR, later steps are skipped rather than failed twice", () => {
     const s = healthy();
