@@ -141,7 +141,7 @@ const ExporterConfig = Type.Object(
       Type.Array(StringEnum(["drop_deprecated", "per_template"] as const), {
         "x-kubernetes-list-type": "set",
         description:
-          "drop_deprecated drops metrics Coder deprecated; per_template aggregates per-workspace agent metrics to per-template.",
+          "drop_deprecated drops metrics Coder deprecated (once every supported Coder release serves the replacement); per_template aggregates every family with per-workspace labels (workspace_name, username, agent_name, …) to per-template series.",
       }),
     ),
   },

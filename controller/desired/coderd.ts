@@ -257,3 +257,30 @@ export function releaseCoderd(deployment: Pick<V1Deployment, "metadata">): V1Dep
     },
   };
 }
+
+/**
+ * The status message of a Deployment whose own settings were kept
+ * (existingSettings: Respect): which address coderd serves metrics on and why,
+ * and that spec.coder.address is then not used. Coder's Helm chart always sets
+ * CODER_PROMETHEUS_ADDRESS, so this is the common case.
+ */
+export function respectedMessage(
+  spec: CoderMetricsSpec,
+  plan: { respected: readonly string[]; coderAddress: CoderAddress },
+): string | undefined {
+  if (plan.respected.length === 0) return undefined;
+  const address = `${plan.coderAddress.host}:${plan.coderAddress.port}`;
+  const others = plan.respected.filter((n) => n !== "CODER_PROMETHEUS_ADDRESS");
+  const parts: string[] = [];
+  if (plan.respected.includes("CODER_PROMETHEUS_ADDRESS")) {
+    parts.push(
+      `coderd serves metrics on ${address}, the CODER_PROMETHEUS_ADDRESS already set on the container (existingSettings: Respect)`,
+    );
+    if (spec.coder.address !== address)
+      parts.push(
+        `spec.coder.address ${spec.coder.address} is not used (existingSettings: Override applies it)`,
+      );
+  }
+  if (others.length > 0) parts.push(`kept the container's own ${others.join(", ")}`);
+  return parts.join("; ");
+}

@@ -6,7 +6,7 @@
 // the payload piece by piece by stream(), or whole by transform()/run() — and
 // a family that is aggregated takes them as they come, never holding them.
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
-import type { AggregateRule, ExporterConfig } from "./config/config.ts";
+import { type AggregateRule, aggregateRuleFor, type ExporterConfig } from "./config/config.ts";
 import { LabelScan } from "./model/label-scan.ts";
 import type { Family, Sample } from "./model/model.ts";
 import {
@@ -285,7 +285,9 @@ class Run implements FamilyVisitor {
       // series join them at the end: collect them, the merged family is
       // aggregated as a whole.
       const head = this.#head!;
-      this.#same = this.#pending.has(head.name) ? new Sink(head, undefined) : this.#sinkFor(head);
+      this.#same = this.#pending.has(head.name)
+        ? new Sink(head, undefined)
+        : this.#sinkFor(head, s);
     }
     return this.#route(s);
   }
@@ -322,10 +324,11 @@ class Run implements FamilyVisitor {
     this.stats.ruleErrors.invalid_target_label += this.#rs.invalidTargets;
   }
 
-  #sinkFor(head: FamilyHead): Sink {
+  /** The sink of a family; `first` is its first series (a rule may select by its labels). */
+  #sinkFor(head: FamilyHead, first: Sample): Sink {
     return new Sink(
       head,
-      this.#cfg.aggregate.find((r) => r.metrics.matches(head.name)),
+      aggregateRuleFor(this.#cfg.aggregate, head.name, () => labelNames(first)),
     );
   }
 
@@ -463,11 +466,21 @@ class Run implements FamilyVisitor {
         proto
           ? { name: dest, type: proto.type, typed: proto.typed, help: proto.help }
           : { name: dest, type: "untyped", typed: false, help: undefined },
+        s,
       );
       this.#pending.set(dest, target);
     }
     return this.#add(target, s, t);
   }
+}
+
+/** The label names of a series, as scraped (the parser's interned layout when it has one). */
+function labelNames(s: Sample): readonly string[] {
+  if (s.shape !== undefined && !s.labelsChanged) return s.shape.names;
+  const l = s.labels;
+  const names: string[] = [];
+  for (let i = 0; i < l.length; i += 2) names.push(l[i]!);
+  return names;
 }
 
 /** A keep/drop rule whose input is the metric name alone. */

@@ -15,7 +15,7 @@ import {
   version,
 } from "../api/v1alpha1.ts";
 import type { CoderAddress } from "../desired/coder-address.ts";
-import { planCoderd, releaseCoderd } from "../desired/coderd.ts";
+import { planCoderd, releaseCoderd, respectedMessage } from "../desired/coderd.ts";
 import { isUpToDate, stampDigest } from "../desired/digest.ts";
 import { desiredExporterConfigMap, planExporterConfig } from "../desired/exporter-config.ts";
 import { checkExporterImage } from "../desired/image-policy.ts";
@@ -291,13 +291,12 @@ class Reconcile {
           `Deployment ${dName} serves metrics on port ${plan.coderAddress.port}, others on ${coderAddress.port}`,
         );
       }
+      const message = respectedMessage(spec, plan);
       statuses.push({
         name: dName,
         coderAddress: address,
         configured: true,
-        ...(plan.respected.length
-          ? { message: `kept the user's ${plan.respected.join(", ")}` }
-          : {}),
+        ...(message !== undefined ? { message } : {}),
       });
       configured.push(deployment);
       exposures.push({ name: dName, exposure: plan.piiExposure });

@@ -1,19 +1,30 @@
 // A realistic coderd /metrics payload for N workspaces, generated from the
-// catalogue: deterministic for a given seed, laid out as client_golang's
-// promhttp writes it (families sorted by name, HELP then TYPE, labels sorted,
-// Go float formatting). Used by tests, the coderd stand-in and the benchmark.
+// catalogue for one Coder release: the families that release serves with the
+// given settings (agent-forwarded families only with agent stats on, as coderd
+// registers its metrics aggregator only then), the label values coderd really
+// uses and the families' real bucket bounds. Deterministic for a seed, laid out
+// as client_golang's promhttp writes it (families sorted by name, HELP then
+// TYPE, labels sorted, Go float formatting). Used by tests, the coderd
+// stand-in and the benchmark.
+import {
+  CATALOG,
+  type CatalogMetric,
+  type CoderVersion,
+  DEFAULT_BUCKETS,
+  LATEST_RELEASE,
+  presentIn,
+} from "../../controller/coder/catalog.ts";
 import { formatGoFloat } from "../../controller/exporter/serialize/serialize.ts";
-import { CATALOG, type CatalogMetric } from "../../controller/coder/catalog.ts";
 
 export interface FixtureOptions {
   workspaces: number;
   seed?: number;
+  /** The Coder release whose families are served (default: the newest release). */
+  version?: CoderVersion;
   /** CODER_PROMETHEUS_COLLECT_AGENT_STATS (default true). */
   agentStats?: boolean;
   /** CODER_PROMETHEUS_COLLECT_DB_METRICS (default true). */
   dbMetrics?: boolean;
-  /** Include deprecated metrics, as older coderd releases do (default true). */
-  deprecated?: boolean;
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -37,10 +48,19 @@ interface Workspace {
   node: string;
 }
 
-const REGIONS = ["Frankfurt", "New York City", "Sydney", "Tokyo"];
-
 export function templatesFor(workspaces: number): number {
   return Math.min(25, Math.max(1, Math.ceil(workspaces / 50)));
+}
+
+/** The families a coderd of `options` serves, sorted by name as promhttp writes them. */
+export function fixtureFamilies(options: Omit<FixtureOptions, "workspaces" | "seed">) {
+  const version = options.version ?? LATEST_RELEASE;
+  return CATALOG.filter((m) => {
+    if (!presentIn(m, version) || m.olderAgentsOnly || m.namePattern) return false;
+    if (m.enabledBy === "CODER_PROMETHEUS_COLLECT_AGENT_STATS") return options.agentStats !== false;
+    if (m.enabledBy === "CODER_PROMETHEUS_COLLECT_DB_METRICS") return options.dbMetrics !== false;
+    return true;
+  }).sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
 function workspaceList(n: number, rand: () => number): Workspace[] {
@@ -60,8 +80,18 @@ function workspaceList(n: number, rand: () => number): Workspace[] {
   return out;
 }
 
-/** The value of a per-workspace label. */
-function workspaceLabel(label: string, w: Workspace): string {
+const IDENTITY = new Set([
+  "template_name",
+  "template_version",
+  "username",
+  "workspace_owner",
+  "workspace_name",
+  "agent_name",
+  "tailnet_node",
+]);
+
+/** Labels that say which workspace, owner or template a series is about. */
+function identityLabel(label: string, w: Workspace): string | undefined {
   switch (label) {
     case "template_name":
       return w.template;
@@ -76,53 +106,138 @@ function workspaceLabel(label: string, w: Workspace): string {
       return "main";
     case "tailnet_node":
       return w.node;
-    case "derp_region":
-      return REGIONS[w.index % REGIONS.length]!;
-    case "lifecycle_state":
-      return "ready";
-    case "status":
-      return w.index % 20 === 0 ? "disconnected" : "connected";
-    case "preferred":
-    case "success":
-      return "true";
-    case "app_name":
-      return "code-server";
-    case "health":
-      return "healthy";
-    case "connection_type":
-      return w.index % 3 === 0 ? "derp" : "p2p";
-    case "workspace_transition":
-      return "start";
-    case "organization_name":
-      return "coder";
     default:
-      return "unknown";
+      return undefined;
   }
 }
 
-function templateLabel(label: string, template: number): string {
-  switch (label) {
-    case "template_name":
-      return `template-${template}`;
-    case "template_version":
-      return `v${1 + (template % 3)}`;
-    case "organization_name":
-      return "coder";
-    case "preset_name":
-      return "default";
-    case "type":
-      return "regular";
-    case "is_prebuild":
-      return "false";
-    case "status":
-      return "success";
-    case "transition":
-    case "workspace_transition":
-      return "start";
-    default:
-      return "unknown";
+/** Values of labels the catalogue gives none for. */
+const FALLBACK: Record<string, readonly string[]> = {
+  organization_name: ["coder"],
+  preset_name: ["default"],
+  provider: ["anthropic"],
+  model: ["claude-sonnet-4"],
+  method: ["GET"],
+  route: ["/v1/messages"],
+  endpoint: ["/v1/messages"],
+  status: ["success"],
+  type: ["input"],
+  name: ["coder_list_templates"],
+  server: ["https://coder.example.com/api/experimental/mcp/http"],
+  reason: ["interval"],
+  code: ["200"],
+  version: ["go1.24.4"],
+  revision: ["0a5b7f2c9d1e"],
+  app_name: ["code-server"],
+  derp_region: ["Coder Embedded Relay"],
+  preferred: ["true"],
+};
+
+function valuesOf(m: CatalogMetric, label: string): readonly string[] {
+  return m.values?.[label] ?? FALLBACK[label] ?? ["unknown"];
+}
+
+/**
+ * The value a state label has for most workspaces (an agent is in one state
+ * at a time); every 20th workspace takes another one of the catalogue's values.
+ */
+const TYPICAL = [
+  "connected",
+  "ready",
+  "succeeded",
+  "success",
+  "healthy",
+  "start",
+  "START",
+  "true",
+  "active",
+];
+
+function stateValue(values: readonly string[], index: number): string {
+  const typical = values.find((v) => TYPICAL.includes(v)) ?? values[0]!;
+  if (index % 20 !== 0 || values.length === 1) return typical;
+  return values[(index / 20 + 1) % values.length]!;
+}
+
+/** Every combination of the values of `labels` (one entry per series). */
+function combinations(m: CatalogMetric, labels: readonly string[]): string[][] {
+  let sets: string[][] = [[]];
+  for (const l of labels) {
+    const next: string[][] = [];
+    for (const s of sets) for (const v of valuesOf(m, l)) next.push([...s, v]);
+    sets = next;
+  }
+  return sets;
+}
+
+/** Label value sets of a family: one entry per series (or per histogram/summary). */
+function labelSets(
+  m: CatalogMetric,
+  ws: Workspace[],
+  templates: number,
+  version: CoderVersion,
+): string[][] {
+  if (m.name === "coderd_build_info") return [[BUILD_REVISION, BUILD_VERSIONS[version]]];
+  switch (m.scope) {
+    case "workspace": {
+      const own = m.labels.filter((l) => !IDENTITY.has(l));
+      // Forwarded families and counters have one series per value combination
+      // seen so far; coderd's per-workspace gauges describe one current state.
+      const perCombination = m.origin === "agent" || m.type !== "gauge";
+      const out: string[][] = [];
+      for (const w of ws) {
+        if (m.sparse && w.index % 20 !== 7) continue;
+        const combos = perCombination
+          ? combinations(m, own)
+          : [own.map((l) => stateValue(valuesOf(m, l), w.index))];
+        for (const c of combos) {
+          let k = 0;
+          out.push(m.labels.map((l) => identityLabel(l, w) ?? c[k++]!));
+        }
+      }
+      return out;
+    }
+    case "owner": {
+      const seen = new Set<string>();
+      const out: string[][] = [];
+      for (const w of ws) {
+        if (seen.has(w.owner)) continue;
+        seen.add(w.owner);
+        out.push(m.labels.map((l) => identityLabel(l, w) ?? stateValue(valuesOf(m, l), w.index)));
+      }
+      return out;
+    }
+    case "template": {
+      const own = m.labels.filter((l) => l !== "template_name" && l !== "template_version");
+      const out: string[][] = [];
+      for (let t = 0; t < templates; t++) {
+        for (const c of combinations(m, own)) {
+          let k = 0;
+          out.push(
+            m.labels.map((l) =>
+              l === "template_name"
+                ? `template-${t}`
+                : l === "template_version"
+                  ? `v${1 + (t % 3)}`
+                  : c[k++]!,
+            ),
+          );
+        }
+      }
+      return out;
+    }
+    case "global":
+      return combinations(m, m.labels);
   }
 }
+
+const BUILD_REVISION = "0a5b7f2c9d1e";
+const BUILD_VERSIONS: Record<CoderVersion, string> = {
+  "v2.33": "v2.33.4+0a5b7f2",
+  "v2.34": "v2.34.5+0a5b7f2",
+  "v2.35": "v2.35.2+0a5b7f2",
+  main: "v2.36.0-devel+0a5b7f2",
+};
 
 function escapeValue(v: string): string {
   return v.replace(/[\\"\n]/g, (c) => (c === "\\" ? "\\\\" : c === '"' ? '\\"' : "\\n"));
@@ -138,70 +253,31 @@ function labelText(names: readonly string[], values: readonly string[]): string 
   return `${s}}`;
 }
 
-/** Label value sets of a metric: one entry per series (or per histogram/summary). */
-function labelSets(m: CatalogMetric, ws: Workspace[], templates: number): string[][] {
-  switch (m.scope) {
-    case "workspace":
-      return ws.map((w) => m.labels.map((l) => workspaceLabel(l, w)));
-    case "owner": {
-      const seen = new Set<string>();
-      const out: string[][] = [];
-      for (const w of ws) {
-        if (seen.has(w.owner)) continue;
-        seen.add(w.owner);
-        out.push(m.labels.map((l) => (l === "status" ? "succeeded" : workspaceLabel(l, w))));
-      }
-      return out;
-    }
-    case "template": {
-      const out: string[][] = [];
-      for (let t = 0; t < templates; t++) out.push(m.labels.map((l) => templateLabel(l, t)));
-      return out;
-    }
-    case "global": {
-      let sets: string[][] = [[]];
-      for (const l of m.labels) {
-        const vals = m.values?.[l] ?? ["default"];
-        const next: string[][] = [];
-        for (const s of sets) for (const v of vals) next.push([...s, v]);
-        sets = next;
-      }
-      return sets;
-    }
-  }
-}
-
 /** Generates the payload. */
 export function generateFixture(options: FixtureOptions): string {
   const rand = rng(options.seed ?? 1);
   const ws = workspaceList(options.workspaces, rand);
   const templates = templatesFor(options.workspaces);
-  const metrics = CATALOG.filter((m) => {
-    if (m.flag === "CODER_PROMETHEUS_COLLECT_AGENT_STATS" && options.agentStats === false)
-      return false;
-    if (m.flag === "CODER_PROMETHEUS_COLLECT_DB_METRICS" && options.dbMetrics === false)
-      return false;
-    if (m.deprecated && options.deprecated === false) return false;
-    return true;
-  }).sort((a, b) => (a.name < b.name ? -1 : 1));
-
+  const version = options.version ?? LATEST_RELEASE;
   const parts: string[] = [];
-  for (const m of metrics) {
+  for (const m of fixtureFamilies(options)) {
     let s = `# HELP ${m.name} ${m.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}\n# TYPE ${m.name} ${m.type}\n`;
-    for (const values of labelSets(m, ws, templates)) {
+    for (const values of labelSets(m, ws, templates, version)) {
       if (m.type === "histogram") {
         s += histogram(m, values, rand);
       } else if (m.type === "summary") {
         s += summary(m, values, rand);
       } else {
         const v =
-          m.type === "counter"
-            ? Math.floor(rand() * 100000)
-            : m.name.endsWith("_seconds")
-              ? Math.round(rand() * 1e6) / 1e6
-              : m.name.endsWith("_bytes")
-                ? Math.floor(rand() * 5e9)
-                : Math.floor(rand() * 10);
+          m.name === "coderd_build_info"
+            ? 1
+            : m.type === "counter"
+              ? Math.floor(rand() * 100000)
+              : m.name.endsWith("_seconds")
+                ? Math.round(rand() * 1e6) / 1e6
+                : m.name.endsWith("_bytes")
+                  ? Math.floor(rand() * 5e9)
+                  : Math.floor(rand() * 10);
         s += `${m.name}${labelText(m.labels, values)} ${formatGoFloat(v)}\n`;
       }
     }
@@ -211,11 +287,10 @@ export function generateFixture(options: FixtureOptions): string {
 }
 
 function histogram(m: CatalogMetric, values: string[], rand: () => number): string {
-  const buckets = m.buckets ?? [1];
   const names = [...m.labels, "le"];
   let count = 0;
   let s = "";
-  for (const b of buckets) {
+  for (const b of m.buckets ?? DEFAULT_BUCKETS) {
     count += Math.floor(rand() * 20);
     s += `${m.name}_bucket${labelText(names, [...values, formatGoFloat(b)])} ${count}\n`;
   }

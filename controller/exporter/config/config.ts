@@ -27,13 +27,17 @@
 // of `_bucket` per `le`, `_sum`, `_count`); summaries keep only `_sum` and
 // `_count` when aggregated; histograms and summaries only support `sum`.
 //
-// Presets:
-//   drop_deprecated  drop the metrics Coder has deprecated (see controller/coder/catalog.ts),
-//                    e.g. coderd_api_workspace_latest_build_total.
-//   per_template     aggregate coderd_agents_* / coderd_agentstats_* / agent_* away from
-//                    per-workspace labels (agent_name, username, workspace_name,
-//                    workspace_owner, tailnet_node, template_version): latencies by max,
-//                    everything else by sum. Applied after the user's own aggregate rules.
+// Presets (both read controller/coder/catalog.ts):
+//   drop_deprecated  drop the families Coder has deprecated whose replacement every covered
+//                    Coder release serves, e.g. coderd_api_workspace_latest_build_total.
+//   per_template     aggregate every family whose series carry a per-workspace label
+//                    (PER_WORKSPACE_LABELS: workspace_name, username, workspace_owner,
+//                    agent_name, …), known to the catalogue or not, away from those labels
+//                    and template_version: by max for the families the catalogue marks
+//                    (latencies), by sum otherwise (counters stay counters). It selects by
+//                    labels, not names, because every Coder release adds such families
+//                    (the ~120 agent-forwarded ones among them). Applied after the user's
+//                    own aggregate rules.
 //
 // The HMAC key is never part of this file: it comes from --hash-key-file or the
 // CODER_METRICS_EXPORTER_HASH_KEY environment variable. Without a key, labels in
@@ -42,7 +46,12 @@
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
 import { parseDocument } from "yaml";
-import { deprecatedMetrics, WORKSPACE_LABELS } from "../../coder/catalog.ts";
+import {
+  CATALOG,
+  droppableDeprecated,
+  PER_TEMPLATE_REMOVED_LABELS,
+  PER_WORKSPACE_LABELS,
+} from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
 import { isValidLabelName } from "../model/model.ts";
 import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relabel/relabel.ts";
@@ -58,6 +67,32 @@ export interface AggregateRule {
   by: readonly string[] | undefined;
   /** Labels removed (`without`). */
   without: readonly string[] | undefined;
+  /**
+   * When set, the rule applies only to a family whose series carry one of
+   * these labels (judged on its first series): how a preset selects families
+   * by labels rather than by names. Not part of the file format.
+   */
+  ifLabels?: readonly string[];
+}
+
+/**
+ * The rule that aggregates family `name` (the first that matches), given the
+ * label names of its first series; `labelNames` is called only when a rule
+ * selects by labels.
+ */
+export function aggregateRuleFor(
+  rules: readonly AggregateRule[],
+  name: string,
+  labelNames: () => readonly string[],
+): AggregateRule | undefined {
+  let names: readonly string[] | undefined;
+  for (const r of rules) {
+    if (!r.metrics.matches(name)) continue;
+    if (r.ifLabels === undefined) return r;
+    names ??= labelNames();
+    if (r.ifLabels.some((l) => names!.includes(l))) return r;
+  }
+  return undefined;
 }
 
 export interface PiiConfig {
@@ -170,7 +205,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
   const drops = globList(value.drop_metrics, "drop_metrics", errors);
   const presets = presetList(value.presets, errors);
   config.presets = presets;
-  if (presets.includes("drop_deprecated")) drops.push(...deprecatedMetrics().keys());
+  if (presets.includes("drop_deprecated")) drops.push(...droppableDeprecated());
   config.dropMetrics = new GlobSet(drops);
   config.aggregate = aggregateRules(value.aggregate, errors);
   if (presets.includes("per_template")) config.aggregate = [...config.aggregate, ...perTemplate()];
@@ -331,23 +366,11 @@ function piiConfig(v: unknown, errors: ConfigError[]): PiiConfig {
 }
 
 function perTemplate(): AggregateRule[] {
-  const without = [...WORKSPACE_LABELS];
+  const without = [...PER_TEMPLATE_REMOVED_LABELS];
+  const ifLabels = [...PER_WORKSPACE_LABELS];
+  const byMax = CATALOG.filter((m) => m.perTemplate === "max").map((m) => m.name);
   return [
-    {
-      metrics: new GlobSet([
-        "coderd_agents_connection_latencies_seconds",
-        "coderd_agentstats_connection_median_latency_seconds",
-        "coderd_agentstats_startup_script_seconds",
-      ]),
-      op: "max",
-      by: undefined,
-      without,
-    },
-    {
-      metrics: new GlobSet(["coderd_agents_*", "coderd_agentstats_*", "agent_*"]),
-      op: "sum",
-      by: undefined,
-      without,
-    },
+    { metrics: new GlobSet(byMax), op: "max", by: undefined, without, ifLabels },
+    { metrics: new GlobSet(["*"]), op: "sum", by: undefined, without, ifLabels },
   ];
 }

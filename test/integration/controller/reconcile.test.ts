@@ -7,6 +7,7 @@ import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import type { CoderMetrics } from "../../../controller/api/v1alpha1.ts";
 import {
+  coderDeployment,
   coderLabels,
   createCoderDeployment,
   patchContainer,
@@ -109,7 +110,14 @@ describe("CoderMetrics reconcile", () => {
       assert.equal(condition(cr, type)?.status, "True", `${type}: ${condition(cr, type)?.message}`);
     }
     assert.deepEqual(cr.status?.deployments, [
-      { name: "coder", coderAddress: "0.0.0.0:2112", configured: true },
+      {
+        name: "coder",
+        coderAddress: "0.0.0.0:2112",
+        configured: true,
+        // Coder's chart sets CODER_PROMETHEUS_ADDRESS itself; Respect keeps it.
+        message:
+          "coderd serves metrics on 0.0.0.0:2112, the CODER_PROMETHEUS_ADDRESS already set on the container (existingSettings: Respect)",
+      },
     ]);
     assert.deepEqual(cr.metadata.finalizers, ["coder-metrics.io/cleanup"]);
 
@@ -438,7 +446,14 @@ describe("CoderMetrics reconcile", () => {
       }
     });
     const { coder, exporter, deployment } = await coderd(namespace);
-    assert.deepEqual(Object.keys(envOf(coder)), ["CODER_HTTP_ADDRESS"]);
+    assert.deepEqual(
+      coder.env?.map((e) => [e.name, e.value]),
+      coderDeployment({ namespace }).spec?.template.spec?.containers[0]?.env?.map((e) => [
+        e.name,
+        e.value,
+      ]),
+      "the chart's env, as it was",
+    );
     assert.equal(exporter, undefined);
     assert.equal(deployment.spec?.template.spec?.volumes, undefined);
     assert.equal(deployment.metadata?.annotations?.["coder-metrics.io/instance"], undefined);

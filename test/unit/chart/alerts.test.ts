@@ -1,6 +1,8 @@
 // The chart's PrometheusRule and Grafana dashboards: every expression parses
-// (promtool), the alerts behave as their promtool unit tests say, and every
-// metric they use is one Coder (or coder-metrics) really exports.
+// (promtool), the alerts behave as their promtool unit tests say, every metric
+// they use is one Coder (or coder-metrics) really exports in the Coder releases
+// they claim, families every coderd replica serves alike are aggregated with
+// max, and every alert has a runbook in the chart README.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -15,7 +17,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { stringify } from "yaml";
-import { CATALOG } from "../../../controller/coder/catalog.ts";
+import {
+  CATALOG,
+  type CatalogMetric,
+  presentIn,
+  releaseRank,
+  VERSIONS,
+} from "../../../controller/coder/catalog.ts";
 import { SelfMetrics } from "../../../controller/exporter/self-metrics.ts";
 import { createControllerMetrics } from "../../../controller/operator/metrics.ts";
 import { chartDir, find, type KubeObject, renderChart } from "../../support/helm.ts";
@@ -89,6 +97,63 @@ function metricNames(expr: string): string[] {
     names.push(match[0]);
   }
   return names;
+}
+
+// Coder releases: a query may use a family every covered release serves and
+// that older releases back to the oldest extended-support one (v2.29) had;
+// one that needs a newer release says so ("Coder v2.31 or later") in the panel's
+// description or the alert's coder_versions annotation, and is then checked
+// against the releases from that one on.
+const OLDEST_SUPPORTED = "v2.29";
+const catalogByName = new Map<string, CatalogMetric>();
+for (const m of CATALOG) {
+  catalogByName.set(m.name, m);
+  if (m.type === "histogram" || m.type === "summary")
+    for (const s of histogramSuffixes) catalogByName.set(m.name + s, m);
+}
+
+/** Problems with the Coder releases a query's families need, given the text that claims them. */
+function versionProblems(where: string, expr: string, claimText: string): string[] {
+  const families = [...new Set(metricNames(expr).map((n) => catalogByName.get(n)))].filter(
+    (m): m is CatalogMetric => m !== undefined,
+  );
+  const claim = /Coder (v\d+\.\d+) or later/.exec(claimText)?.[1];
+  const problems: string[] = [];
+  const newest = families
+    .filter((m) => releaseRank(m.since) > releaseRank(OLDEST_SUPPORTED))
+    .sort((a, b) => releaseRank(b.since) - releaseRank(a.since))[0];
+  if (newest !== undefined) {
+    if (newest.since.startsWith("<="))
+      problems.push(`${where}: ${newest.name} has no pinned first release (${newest.since})`);
+    else if (claim !== newest.since)
+      problems.push(
+        `${where} uses ${newest.name} (since ${newest.since}) but says ${claim ? `Coder ${claim} or later` : "nothing"} (want "Coder ${newest.since} or later")`,
+      );
+  }
+  const from = claim !== undefined ? releaseRank(claim) : Number.NEGATIVE_INFINITY;
+  for (const m of families)
+    for (const v of VERSIONS)
+      if (releaseRank(v) >= from && !presentIn(m, v))
+        problems.push(`${where} uses ${m.name}, which Coder ${v} does not serve`);
+  return problems;
+}
+
+/** Families every replica computes from the database are de-duplicated with max before any sum. */
+function replicaProblems(where: string, expr: string): string[] {
+  const same = metricNames(expr).filter((n) => catalogByName.get(n)?.replicas === "same");
+  if (same.length === 0 || !/\bsum\b/.test(expr) || /\bmax\b/.test(expr)) return [];
+  return [`${where} uses ${same.join(", ")} (the same on every replica) without max`];
+}
+
+/** Families that need a setting besides CODER_PROMETHEUS_ENABLE must name it. */
+function settingProblems(where: string, expr: string, text: string): string[] {
+  const problems: string[] = [];
+  for (const n of metricNames(expr)) {
+    const m = catalogByName.get(n);
+    if (m && m.enabledBy !== "always" && !text.includes(m.enabledBy))
+      problems.push(`${where} uses ${n} but does not say it needs ${m.enabledBy}`);
+  }
+  return problems;
 }
 
 // Labels a query may use on a Coder metric: its own (catalogue), le on histogram
@@ -165,6 +230,51 @@ describe("chart: alert rules", () => {
           );
   });
 
+  test("every metric the alerts use is served by the Coder releases they claim", () => {
+    for (const group of groups)
+      for (const rule of group.rules as (RuleGroup["rules"][number] & {
+        annotations: Record<string, string>;
+      })[])
+        assert.deepEqual(
+          [
+            ...versionProblems(
+              `alert ${rule.alert}`,
+              rule.expr,
+              rule.annotations.coder_versions ?? "",
+            ),
+            ...replicaProblems(`alert ${rule.alert}`, rule.expr),
+            ...settingProblems(
+              `alert ${rule.alert}`,
+              rule.expr,
+              rule.annotations.description ?? "",
+            ),
+          ],
+          [],
+        );
+  });
+
+  test("every alert links its runbook, a section of the chart README", () => {
+    const readme = readFileSync(join(chartDir, "README.md"), "utf8");
+    const anchors = new Set(
+      [...readme.matchAll(/^#{2,4} (.+)$/gm)].map((m) =>
+        m[1]!
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 _-]/g, "")
+          .replace(/ /g, "-"),
+      ),
+    );
+    for (const group of groups)
+      for (const rule of group.rules as (RuleGroup["rules"][number] & {
+        annotations: Record<string, string>;
+      })[]) {
+        const url = rule.annotations.runbook_url ?? "";
+        assert.match(url, /README\.md#[a-z0-9-]+$/, `${rule.alert} runbook_url`);
+        assert.equal(url.split("#")[1], rule.alert!.toLowerCase(), `${rule.alert} runbook anchor`);
+        assert.ok(anchors.has(rule.alert!.toLowerCase()), `README has no section ${rule.alert}`);
+      }
+  });
+
   test("every label the alerts use on a Coder metric is one that metric has", () => {
     for (const group of groups)
       for (const rule of group.rules)
@@ -220,26 +330,37 @@ describe("chart: dashboards", () => {
   interface Panel {
     title: string;
     type: string;
+    description?: string;
     targets?: { expr: string }[];
     panels?: Panel[];
   }
   const queries = dashboards.flatMap(({ file, json }) => {
     const panels: Panel[] = json.panels.flatMap((p: Panel) => [p, ...(p.panels ?? [])]);
+    const text = (p: Panel) => `${p.description ?? ""} ${json.description ?? ""}`;
     return [
       ...panels.flatMap((p) =>
-        (p.targets ?? []).map((t) => ({ where: `${file}: ${p.title}`, expr: t.expr })),
+        (p.targets ?? []).map((t) => ({
+          where: `${file}: panel "${p.title}"`,
+          expr: t.expr,
+          claim: p.description ?? "",
+          text: text(p),
+        })),
       ),
       ...json.templating.list
         .filter((v: { type: string }) => v.type === "query")
         .map((v: { name: string; query: { query: string } }) => ({
           where: `${file}: variable ${v.name}`,
           expr: v.query.query,
+          claim: "",
+          text: json.description ?? "",
         })),
     ];
   });
-  // Grafana's template variables, replaced by what they stand for at query time.
+  // Grafana's variables, replaced by what they stand for at query time.
   const concrete = (expr: string) =>
-    expr.replaceAll("$__rate_interval", "5m").replaceAll("$namespace", ".*");
+    expr.replace(/\$__(rate_interval|interval|range)/g, "5m").replace(/\$\{?([a-z_]+)\}?/g, ".*");
+  const labelValuesMetric = (expr: string) =>
+    expr.replace(/^label_values\(([a-zA-Z0-9_:]+)(\{.*\})?,\s*\w+\)$/, "$1$2");
   const promql = queries.filter((q) => !q.expr.startsWith("label_values("));
 
   test("there are dashboards with queries", () => {
@@ -262,12 +383,45 @@ describe("chart: dashboards", () => {
 
   test("every metric the dashboards use is one Coder or coder-metrics exports", () => {
     for (const q of queries) {
-      const expr = q.expr.replace(/^label_values\(([a-zA-Z0-9_:]+)(\{.*\})?,\s*\w+\)$/, "$1$2");
-      for (const name of metricNames(concrete(expr)))
+      for (const name of metricNames(concrete(labelValuesMetric(q.expr))))
         assert.ok(
           known.has(name),
           `${q.where} uses ${name}, which is not in controller/coder/catalog.ts`,
         );
+    }
+  });
+
+  test("every metric a panel uses is served by the Coder releases it claims (else its description says which it needs)", () => {
+    const problems = queries.flatMap((q) =>
+      versionProblems(q.where, concrete(labelValuesMetric(q.expr)), q.claim),
+    );
+    assert.deepEqual(problems, []);
+  });
+
+  test("families every replica serves alike are aggregated with max; agent-stats families say what they need", () => {
+    const problems = queries.flatMap((q) => {
+      const expr = concrete(labelValuesMetric(q.expr));
+      return [
+        ...(q.expr.startsWith("label_values(") ? [] : replicaProblems(q.where, expr)),
+        ...settingProblems(q.where, expr, q.text),
+      ];
+    });
+    assert.deepEqual(problems, []);
+  });
+
+  test("the namespace variables read a family every coderd serves", () => {
+    for (const q of queries.filter((x) => x.where.endsWith("variable namespace"))) {
+      const [name] = metricNames(labelValuesMetric(q.expr));
+      if (name?.startsWith("coder_metrics_")) continue; // coder-metrics' own dashboard
+      const m = catalogByName.get(name ?? "");
+      assert.ok(m, `${q.where}: ${q.expr}`);
+      assert.ok(
+        m.origin === "coderd" &&
+          m.enabledBy === "always" &&
+          m.when === undefined &&
+          releaseRank(m.since) <= releaseRank(OLDEST_SUPPORTED),
+        `${q.where} reads ${m.name} (since ${m.since}${m.when ? `, only with ${m.when}` : ""}): not every coderd serves it`,
+      );
     }
   });
 

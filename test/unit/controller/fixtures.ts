@@ -18,13 +18,13 @@ export function coderMetrics(
   };
 }
 
-/** planCoderd for a CR with `specPatch` and a Coder-chart Deployment with extra `env`. */
+/** planCoderd for a CR with `specPatch` and a bare Coder Deployment (no chart env) with `env`. */
 export function planFor(specPatch: unknown = {}, env: V1EnvVar[] = [], ownedEnv: string[] = []) {
   const cr = coderMetrics(specPatch);
   return planCoderd({
     cr,
     spec: cr.spec,
-    deployment: coderDeployment({ env }),
+    deployment: coderDeployment({ env, helmChart: false }),
     ownedEnv: new Set(ownedEnv),
     exporterImage: "ghcr.io/example/coder-metrics:1.0.0",
     exporterConfigMap: "coder-exporter-config",
