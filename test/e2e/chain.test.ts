@@ -306,6 +306,8 @@ describe("kube-prometheus-stack discovers Coder through coder-metrics", () => {
       await clients.objects.create(
         coderMetrics(namespace, {
           monitor: { labels: { release: "kube-prometheus-stack" }, interval: "5s" },
+          // The Deployment is shaped like Coder's chart, which always sets a 0.0.0.0 address.
+          coder: { existingSettings: "Override" },
           exporter: {
             config: {
               pii: {

@@ -262,6 +262,8 @@ describe("CoderMetrics reconcile", () => {
     const { namespace } = await setup(t, {
       monitor: { labels: { release: "kube-prometheus-stack" } },
       prometheusAnnotations: { service: true, pods: true },
+      // Coder's chart always sets CODER_PROMETHEUS_ADDRESS=0.0.0.0:2112: with pii it must be overridden.
+      coder: { existingSettings: "Override" },
       exporter: { config: { pii: { hashLabels: ["username"], dropLabels: ["email"] } } },
     });
     const cr = await waitForCondition(namespace, "Ready", "True");
@@ -336,7 +338,10 @@ describe("CoderMetrics reconcile", () => {
     const { namespace } = await setup(t);
     await waitForCondition(namespace, "Ready", "True");
     await clients.objects.patch(
-      coderMetrics(namespace, { exporter: { config: { pii: { hashLabels: ["username"] } } } }),
+      coderMetrics(namespace, {
+        coder: { existingSettings: "Override" },
+        exporter: { config: { pii: { hashLabels: ["username"] } } },
+      }),
       undefined,
       undefined,
       "test",
