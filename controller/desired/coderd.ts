@@ -146,7 +146,9 @@ export function exporterContainer(
 export function exporterVolumes(spec: CoderMetricsSpec, configMap: string): V1Volume[] {
   const hashKey = spec.exporter.config.pii?.hashKeySecretRef;
   return [
-    { name: exporterConfigVolume, configMap: { name: configMap } },
+    // optional: coderd's Pods must start even while the ConfigMap is missing (not yet
+    // applied, deleted by hand); the exporter uses the identity config until it appears.
+    { name: exporterConfigVolume, configMap: { name: configMap, optional: true } },
     ...(hashKey
       ? [
           {

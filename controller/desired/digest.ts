@@ -5,6 +5,7 @@
 // zero writes, and a pod template is never touched needlessly (no rollout).
 import { createHash } from "node:crypto";
 import { appliedAnnotation } from "./names.ts";
+import { sameQuantity } from "./quantity.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -54,9 +55,13 @@ export function stampDigest<T extends WithMetadata>(desired: T): Stamped<T> {
  * Whether every field of `want` is present with the same value in `have`.
  * Lists of objects with a `name` (containers, env, ports, volumes) match by
  * name, as server-side apply merges them; other lists match element-wise by
- * containment. Fields the API server defaulted in `have` are ignored.
+ * containment. Fields the API server defaulted in `have` are ignored, and
+ * values it rewrites compare in its canonical form: quantities under
+ * `resources` by amount ("0.5" is "500m"), an empty map or list as absent
+ * (omitempty drops it).
  */
-export function isSubset(want: unknown, have: unknown): boolean {
+export function isSubset(want: unknown, have: unknown, inResources = false): boolean {
+  if (have === undefined && isEmpty(want)) return true;
   if (Array.isArray(want)) {
     if (!Array.isArray(have)) return false;
     return want.every((w) => {
@@ -65,18 +70,29 @@ export function isSubset(want: unknown, have: unknown): boolean {
         const match = have.find(
           (h) => h !== null && typeof h === "object" && (h as { name?: unknown }).name === name,
         );
-        return match !== undefined && isSubset(w, match);
+        return match !== undefined && isSubset(w, match, inResources);
       }
-      return have.some((h) => isSubset(w, h));
+      return have.some((h) => isSubset(w, h, inResources));
     });
   }
   if (want !== null && typeof want === "object") {
     if (have === null || typeof have !== "object" || Array.isArray(have)) return false;
     return Object.entries(want).every(
-      ([key, w]) => w === undefined || isSubset(w, (have as Record<string, unknown>)[key]),
+      ([key, w]) =>
+        w === undefined ||
+        isSubset(w, (have as Record<string, unknown>)[key], inResources || key === "resources"),
     );
   }
-  return want === have;
+  return want === have || (inResources && sameQuantity(want, have));
+}
+
+function isEmpty(value: unknown): boolean {
+  if (Array.isArray(value)) return value.length === 0;
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    Object.values(value).every((v) => v === undefined || isEmpty(v))
+  );
 }
 
 export function isUpToDate(desiredStamped: WithMetadata, live: WithMetadata | undefined): boolean {

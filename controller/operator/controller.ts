@@ -1,20 +1,24 @@
 // Wires informers → work queue → reconcile. Events only enqueue keys; the
 // reconciler reads the caches and converges (level-triggered). Owned objects
-// and Coder Deployments map back to the CoderMetrics that cares about them.
+// map back to their CoderMetrics by ownerReference (the label only as a
+// fallback: users can edit labels), Coder Deployments by our annotation and
+// by namespace. Nothing is reconciled before every cache has synced
+// (controller-runtime waits up to CacheSyncTimeout, 2 minutes by default,
+// and fails the start when it passes).
 import type * as k8s from "@kubernetes/client-node";
 import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
-import { apiVersion, type CoderMetrics, kind, plural } from "../api/v1alpha1.ts";
+import { apiVersion, type CoderMetrics, group, kind, plural } from "../api/v1alpha1.ts";
 import { type MonitorKind, type MonitorObject, monitoringApiVersion } from "../desired/monitor.ts";
 import { instanceAnnotation, instanceLabel, managedBy, managedByLabel } from "../desired/names.ts";
 import type { PrometheusLike } from "../discovery/prometheus-selection.ts";
-import { createEventRecorder } from "./events.ts";
+import { createEventRecorder, type FlushableEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
-import { Kube } from "./kube.ts";
-import { reuseConnections } from "./kube-config.ts";
+import { Kube, KubeError } from "./kube.ts";
+import { KubeTransport } from "./kube-config.ts";
 import type { Logger } from "../common/log.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
-import { type ClusterState, reconcile } from "./reconcile.ts";
+import { type ClusterState, reconcile, RefusedByApi } from "./reconcile.ts";
 
 export interface ControllerOptions {
   kubeconfig: k8s.KubeConfig;
@@ -33,6 +37,14 @@ export interface ControllerOptions {
   discoveryTtlMs?: number;
   /** How soon to look again while waiting for a Deployment or the monitoring CRDs. */
   recheckMs?: number;
+  /** Deadline of every API request (default 30 s). */
+  requestTimeoutMs?: number;
+  /** How long start() waits for the caches' first lists before it fails (default 2 min). */
+  cacheSyncTimeoutMs?: number;
+  /** Watches are asked to end after [t, 2t) and dropped when silent longer (default 5 min). */
+  watchTimeoutMs?: number;
+  /** The leader's fence (LeaderElector.workDeadline): no request runs past it. */
+  workDeadline?: () => number;
 }
 
 const types = {
@@ -85,8 +97,14 @@ class Informers<T extends k8s.KubernetesObject> {
     }
     return undefined;
   }
-  start(): Promise<unknown> {
-    return Promise.all(this.parts.map((p) => p.start()));
+  start(): void {
+    for (const p of this.parts) p.start();
+  }
+  get hasSynced(): boolean {
+    return this.parts.every((p) => p.hasSynced);
+  }
+  waitForSync(options: { timeoutMs: number; signal?: AbortSignal; failFast?: boolean }) {
+    return Promise.all(this.parts.map((p) => p.waitForSync(options)));
   }
   stop(): Promise<unknown> {
     return Promise.all(this.parts.map((p) => p.stop()));
@@ -99,11 +117,13 @@ function keyParts(key: string): [name: string, namespace: string] {
 }
 
 export class Controller {
-  readonly metrics: ControllerMetrics;
-  readonly kube: Kube;
+  private readonly metrics: ControllerMetrics;
+  private readonly kube: Kube;
   private readonly options: ControllerOptions;
   private readonly log: Logger;
-  private readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 300_000 });
+  private readonly queue: WorkQueue;
+  /** Aborts every request in flight once the workers have stopped. */
+  private readonly abort = new AbortController();
   private readonly coderMetrics: Informers<CoderMetrics & k8s.KubernetesObject>;
   private readonly deployments: Informers<V1Deployment>;
   private readonly services: Informers<V1Service>;
@@ -119,17 +139,33 @@ export class Controller {
   >();
   private readonly discovery = new Map<string, { at: number; served: Promise<boolean> }>();
   private resyncTimer: NodeJS.Timeout | undefined;
+  private events: FlushableEventRecorder | undefined;
   private workers: Promise<void>[] = [];
   private started = false;
-  private stopping = false;
-  /** Reconciles finished, for tests and the benchmark. */
-  reconciled = 0;
+  private stopping: Promise<void> | undefined;
 
   constructor(options: ControllerOptions) {
     this.options = options;
     this.log = options.log;
     this.metrics = options.metrics ?? createControllerMetrics();
-    this.kube = new Kube(reuseConnections(options.kubeconfig), this.metrics);
+    this.queue = new WorkQueue({
+      baseDelayMs: 200,
+      maxDelayMs: 300_000,
+      metrics: {
+        depth: this.metrics.queueDepth,
+        adds: this.metrics.queueAdds,
+        retries: this.metrics.queueRetries,
+        queueDuration: this.metrics.queueDuration,
+      },
+    });
+    this.kube = new Kube(
+      new KubeTransport(options.kubeconfig, {
+        timeoutMs: options.requestTimeoutMs ?? 30_000,
+        signal: this.abort.signal,
+        deadline: options.workDeadline,
+      }),
+      this.metrics,
+    );
     const ownedSelector = `${managedByLabel}=${managedBy}`;
     this.coderMetrics = this.informers(types.coderMetrics, undefined, (_e, cr) =>
       this.enqueueObject(cr),
@@ -157,7 +193,12 @@ export class Controller {
           new ResilientInformer<T>(
             this.kube,
             type,
-            { namespace, labelSelector, log: this.log },
+            {
+              namespace,
+              labelSelector,
+              log: this.log,
+              watchTimeoutMs: this.options.watchTimeoutMs,
+            },
             onEvent,
           ),
       ),
@@ -167,12 +208,17 @@ export class Controller {
   private enqueueObject(obj: k8s.KubernetesObject): void {
     if (obj.metadata?.namespace && obj.metadata.name)
       this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
-    this.metrics.queueDepth.set(this.queue.length);
   }
 
+  /** An owned object changed: its controlling CoderMetrics (ownerReference; else our label). */
   private enqueueOwner(obj: k8s.KubernetesObject): void {
-    const owner = obj.metadata?.labels?.[instanceLabel];
-    if (owner && obj.metadata?.namespace) this.queue.add(`${obj.metadata.namespace}/${owner}`);
+    const namespace = obj.metadata?.namespace;
+    if (!namespace) return;
+    const owner =
+      obj.metadata?.ownerReferences?.find(
+        (r) => r.controller && r.kind === kind && r.apiVersion.split("/")[0] === group,
+      )?.name ?? obj.metadata?.labels?.[instanceLabel];
+    if (owner) this.queue.add(`${namespace}/${owner}`);
   }
 
   private onDeployment(d: V1Deployment): void {
@@ -190,11 +236,6 @@ export class Controller {
   /** Queues every CoderMetrics now (what the periodic resync does). */
   resync(): void {
     this.enqueueAll();
-  }
-
-  /** No key queued or being reconciled. */
-  get idle(): boolean {
-    return this.queue.idle;
   }
 
   /** Is a monitoring.coreos.com resource served? Cached; starts its informers the first time it is. */
@@ -260,7 +301,17 @@ export class Controller {
         : []),
     ];
     try {
-      await Promise.all(informers.map((i) => i.start()));
+      for (const i of informers) i.start();
+      // Fail fast on a refused list: Discovered says Unknown rather than the reconcile waiting.
+      await Promise.all(
+        informers.map((i) =>
+          i.waitForSync({
+            timeoutMs: this.options.cacheSyncTimeoutMs ?? 120_000,
+            signal: this.abort.signal,
+            failFast: true,
+          }),
+        ),
+      );
     } catch (err) {
       await Promise.all(informers.map((i) => i.stop()));
       this.log.warn("cannot list Prometheus resources; Discovered stays Unknown", {
@@ -281,12 +332,7 @@ export class Controller {
       (_e, o) => this.enqueueOwner(o),
     );
     this.monitors[monitorKind] = informers;
-    informers.start().catch((err: unknown) =>
-      this.log.warn("monitor informer failed to start", {
-        kind: monitorKind,
-        error: String(err),
-      }),
-    );
+    informers.start(); // until it has synced, ownedMonitor() answers "unknown" and the reconcile reads
   }
 
   private readonly state: ClusterState = {
@@ -300,12 +346,12 @@ export class Controller {
         monitoringApiVersion,
         monitorKind === "ServiceMonitor" ? "servicemonitors" : "podmonitors",
       );
-      if (served && !this.stopping) await this.monitorInformer(monitorKind);
+      if (served && this.stopping === undefined) await this.monitorInformer(monitorKind);
       return served;
     },
     ownedMonitor: (monitorKind, namespace, name) => {
       const informers = this.monitors[monitorKind];
-      if (informers === undefined) return "unknown";
+      if (informers === undefined || !informers.hasSynced) return "unknown";
       return informers.get(name, namespace);
     },
     prometheuses: async () => {
@@ -356,17 +402,34 @@ export class Controller {
     },
   };
 
-  /** Starts the caches, waits for them to fill, then the workers. */
+  /** Every cache has its first list (what /readyz reports). */
+  get hasSynced(): boolean {
+    return [this.coderMetrics, this.deployments, this.services, this.configMaps].every(
+      (i) => i.hasSynced,
+    );
+  }
+
+  /**
+   * Starts the caches, waits until each has synced, then starts the workers.
+   * Rejects when the caches do not sync within cacheSyncTimeoutMs (or stop()
+   * is called meanwhile): nothing has been reconciled then.
+   */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     const began = Date.now();
-    await Promise.all([
-      this.coderMetrics.start(),
-      this.deployments.start(),
-      this.services.start(),
-      this.configMaps.start(),
-    ]);
+    const caches = [this.coderMetrics, this.deployments, this.services, this.configMaps];
+    for (const cache of caches) cache.start();
+    const timeoutMs = this.options.cacheSyncTimeoutMs ?? 120_000;
+    this.log.info("waiting for caches to sync", { timeoutMs });
+    try {
+      await Promise.all(caches.map((c) => c.waitForSync({ timeoutMs, signal: this.abort.signal })));
+    } catch (err) {
+      throw new Error(
+        `caches did not sync: ${err instanceof Error ? err.message : String(err)}; nothing was reconciled`,
+      );
+    }
+    if (this.stopping !== undefined) return;
     this.log.info("caches synced", {
       ms: Date.now() - began,
       namespaces: this.options.watchNamespaces?.join(",") || "all",
@@ -376,6 +439,7 @@ export class Controller {
       this.log,
       this.options.identity ?? "coder-metrics",
     );
+    this.events = events;
     const ctx = {
       kube: this.kube,
       state: this.state,
@@ -396,7 +460,7 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.metrics.queueDepth.set(this.queue.length);
+      this.metrics.activeWorkers.inc();
       const end = this.metrics.reconcileDuration.startTimer();
       try {
         const result = await reconcile(key, { ...ctx, log: this.log.with({ coderMetrics: key }) });
@@ -414,29 +478,45 @@ export class Controller {
           this.queue.forget(key);
           continue;
         }
-        const conflict = (err as { status?: number }).status === 409;
+        // A conflict on our own guarded patch means our cache was behind; the retry sees the
+        // new object. A refused apply is in the CR's status and Events already.
+        const conflict = err instanceof KubeError && err.status === 409;
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconciles.inc({ result: conflict ? "requeue" : "error" });
-        // A conflict means our cache was behind; the retry sees the new object.
-        (conflict ? this.log.debug : this.log.error)("reconcile failed", {
+        const log = conflict
+          ? this.log.debug
+          : err instanceof RefusedByApi
+            ? this.log.warn
+            : this.log.error;
+        log("reconcile failed", {
           coderMetrics: key,
           error: err instanceof Error ? err.message : String(err),
           retryInMs: delay,
         });
       } finally {
         end();
-        this.reconciled++;
+        this.metrics.activeWorkers.dec();
         this.queue.done(key);
       }
     }
   }
 
-  /** Stops workers (letting a running reconcile finish) and the caches. */
-  async stop(): Promise<void> {
-    this.stopping = true;
+  /**
+   * Stops the workers (a running reconcile finishes, each of its requests
+   * bounded by the request deadline), then aborts whatever is still in flight
+   * and stops the caches. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
     clearInterval(this.resyncTimer);
     this.queue.shutDown();
     await Promise.all(this.workers);
+    await this.events?.flush(); // nothing of this replica's may land after it stopped
+    this.abort.abort();
     const prometheus = (await this.prometheusInformers?.catch(() => undefined)) ?? [];
     const all = [
       this.coderMetrics,

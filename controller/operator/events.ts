@@ -18,9 +18,20 @@ export interface EventRecorder {
   warning(target: EventTarget, reason: string, note: string): void;
 }
 
+/** The recorder as its owner sees it: Events still being created can be waited for. */
+export interface FlushableEventRecorder extends EventRecorder {
+  /** Resolves once every Event recorded so far is created (or has failed). */
+  flush(): Promise<void>;
+}
+
 /** Go's metav1.MicroTime format. */
 
-export function createEventRecorder(kube: Kube, log: Logger, instance: string): EventRecorder {
+export function createEventRecorder(
+  kube: Kube,
+  log: Logger,
+  instance: string,
+): FlushableEventRecorder {
+  const pending = new Set<Promise<unknown>>();
   const emit = (type: "Normal" | "Warning", target: EventTarget, reason: string, note: string) => {
     const event = {
       apiVersion: "events.k8s.io/v1",
@@ -45,14 +56,19 @@ export function createEventRecorder(kube: Kube, log: Logger, instance: string): 
       },
     };
     // Events are best effort: a failure is logged, never fails a reconcile.
-    kube
+    const created = kube
       .call("create", "Event", `Event for ${target.kind} ${target.namespace}/${target.name}`, () =>
         kube.createObject(event),
       )
-      .catch((err: unknown) => log.warn("could not record event", { reason, error: String(err) }));
+      .catch((err: unknown) => log.warn("could not record event", { reason, error: String(err) }))
+      .finally(() => pending.delete(created));
+    pending.add(created);
   };
   return {
     normal: (t, r, n) => emit("Normal", t, r, n),
     warning: (t, r, n) => emit("Warning", t, r, n),
+    flush: async () => {
+      await Promise.all(pending);
+    },
   };
 }

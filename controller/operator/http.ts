@@ -1,5 +1,6 @@
 // The controller's own endpoint: /metrics (Prometheus), /healthz (the
-// process is alive), /readyz (caches synced, or standing by for the lease).
+// process is alive and, when leading, renewing its lease), /readyz (caches
+// synced, or standing by for the lease).
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { HostPort } from "../common/address.ts";
@@ -8,6 +9,8 @@ export interface ProbeServerOptions {
   address: HostPort;
   registry: Registry;
   ready: () => boolean;
+  /** undefined when healthy, else why not. */
+  unhealthy?: () => string | undefined;
 }
 
 export async function startProbeServer(options: ProbeServerOptions): Promise<Server> {
@@ -18,7 +21,10 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Ser
       return;
     }
     if (path === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      const problem = options.unhealthy?.();
+      res
+        .writeHead(problem === undefined ? 200 : 500, { "content-type": "text/plain" })
+        .end(problem === undefined ? "ok\n" : `${problem}\n`);
     } else if (path === "/readyz") {
       const ready = options.ready();
       res

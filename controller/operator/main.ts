@@ -9,9 +9,7 @@ import { version } from "../common/version.ts";
 import { imagePolicy, imageRepository } from "../desired/image-policy.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
-import { Kube } from "./kube.ts";
-import { reuseConnections } from "./kube-config.ts";
-import { LeaderElector } from "./leader.ts";
+import { checkLeaderTiming, LeaderElector } from "./leader.ts";
 import { createControllerMetrics } from "./metrics.ts";
 
 export const defaultExporterImage = `ghcr.io/coder-metrics/coder-metrics:${version}`;
@@ -59,6 +57,12 @@ const FLAGS: readonly FlagSpec[] = [
     default: "10s",
   },
   { name: "retry-period", help: "how often to try to acquire or renew", default: "2s" },
+  { name: "request-timeout", help: "deadline of every Kubernetes API request", default: "30s" },
+  {
+    name: "cache-sync-timeout",
+    help: "how long to wait for the caches' first lists before exiting",
+    default: "2m",
+  },
   { name: "workers", help: "concurrent reconciles", default: "2" },
   { name: "resync", help: "reconcile everything at least this often", default: "10m" },
   { name: "log-level", help: "debug, info, warn, error", default: "info" },
@@ -76,6 +80,8 @@ interface ControllerFlags {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
+  requestTimeoutMs: number;
+  cacheSyncTimeoutMs: number;
   workers: number;
   resyncMs: number;
   logLevel: Level;
@@ -102,6 +108,14 @@ function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help"
   }
   const logLevel = v["log-level"]!;
   if (!isLevel(logLevel)) throw new UsageError(`--log-level: unknown level "${logLevel}"`);
+  const timing = {
+    leaseDurationMs: parseDuration("lease-duration", v["lease-duration"]!),
+    renewDeadlineMs: parseDuration("renew-deadline", v["renew-deadline"]!),
+    retryPeriodMs: parseDuration("retry-period", v["retry-period"]!),
+  };
+  const invalid = checkLeaderTiming(timing);
+  if (invalid !== undefined)
+    throw new UsageError(`--lease-duration, --renew-deadline, --retry-period: ${invalid}`);
   return {
     kubeconfig: v.kubeconfig || undefined,
     watchNamespaces: v["watch-namespaces"]!.split(",")
@@ -113,9 +127,9 @@ function parseControllerFlags(argv: readonly string[]): ControllerFlags | "help"
     leaderElect: v["leader-elect"] !== "false",
     leaderElectionNamespace: v["leader-election-namespace"]!,
     leaderElectionId: v["leader-election-id"]!,
-    leaseDurationMs: parseDuration("lease-duration", v["lease-duration"]!),
-    renewDeadlineMs: parseDuration("renew-deadline", v["renew-deadline"]!),
-    retryPeriodMs: parseDuration("retry-period", v["retry-period"]!),
+    ...timing,
+    requestTimeoutMs: parseDuration("request-timeout", v["request-timeout"]!),
+    cacheSyncTimeoutMs: parseDuration("cache-sync-timeout", v["cache-sync-timeout"]!),
     workers,
     resyncMs: parseDuration("resync", v.resync!),
     logLevel,
@@ -142,10 +156,10 @@ export async function runController(argv: string[]): Promise<number> {
   const kubeconfig = new k8s.KubeConfig();
   if (flags.kubeconfig) kubeconfig.loadFromFile(flags.kubeconfig);
   else kubeconfig.loadFromDefault();
-  reuseConnections(kubeconfig);
   const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const metrics = createControllerMetrics();
-  const { watchNamespaces } = flags;
+  const { watchNamespaces, leaderElect } = flags;
+  let elector: LeaderElector | undefined;
   const controller = new Controller({
     kubeconfig,
     watchNamespaces,
@@ -156,37 +170,44 @@ export async function runController(argv: string[]): Promise<number> {
     identity,
     workers: flags.workers,
     resyncMs: flags.resyncMs,
+    requestTimeoutMs: flags.requestTimeoutMs,
+    cacheSyncTimeoutMs: flags.cacheSyncTimeoutMs,
+    // The leader's requests stop where its lease may end.
+    ...(leaderElect ? { workDeadline: () => elector?.workDeadline() ?? -Infinity } : {}),
   });
-  let synced = false;
-  const startWorking = async () => {
-    metrics.leader.set(1);
-    await controller.start();
-    synced = true;
+  let shuttingDown = false;
+  const startWorking = () => {
+    controller.start().catch((err: unknown) => {
+      if (shuttingDown) return;
+      // As controller-runtime: caches that cannot sync end the process (and kubelet restarts it).
+      log.error("cannot start", { error: err instanceof Error ? err.message : String(err) });
+      process.exit(1);
+    });
   };
-  const { leaderElect } = flags;
-  const elector = leaderElect
-    ? new LeaderElector(new Kube(kubeconfig, metrics), {
-        namespace: flags.leaderElectionNamespace,
-        name: flags.leaderElectionId,
-        identity,
-        log,
-        leaseDurationMs: flags.leaseDurationMs,
-        renewDeadlineMs: flags.renewDeadlineMs,
-        retryPeriodMs: flags.retryPeriodMs,
-        onStartedLeading: startWorking,
-        onStoppedLeading: () => {
-          // As controller-runtime does: a replica that lost the lease exits and restarts clean.
-          metrics.leader.set(0);
-          process.exit(1);
-        },
-      })
-    : undefined;
+  if (leaderElect) {
+    elector = new LeaderElector(kubeconfig, metrics, {
+      namespace: flags.leaderElectionNamespace,
+      name: flags.leaderElectionId,
+      identity,
+      log,
+      leaseDurationMs: flags.leaseDurationMs,
+      renewDeadlineMs: flags.renewDeadlineMs,
+      retryPeriodMs: flags.retryPeriodMs,
+      onStartedLeading: startWorking,
+      // As controller-runtime: a replica that lost the lease exits and restarts clean.
+      onStoppedLeading: () => process.exit(1),
+    });
+  }
 
   const server = await startProbeServer({
     address: flags.metricsAddress,
     registry: metrics.registry,
-    // A standby is ready: it is healthy and waiting for the lease.
-    ready: () => synced || (elector !== undefined && !elector.isLeader),
+    // A standby is ready: it is healthy and waiting for the lease. A leader is ready once synced.
+    ready: () => (elector !== undefined && !elector.isLeader) || controller.hasSynced,
+    unhealthy: () =>
+      elector === undefined || elector.healthy()
+        ? undefined
+        : "leading, but the lease has not been renewed for longer than its duration",
   });
   log.info("starting", {
     version,
@@ -197,15 +218,21 @@ export async function runController(argv: string[]): Promise<number> {
     watchNamespaces,
   });
   if (elector) elector.start();
-  else await startWorking();
+  else {
+    metrics.leader.set(1); // the only replica: it works without a lease
+    startWorking();
+  }
 
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
   log.info("shutting down");
-  await elector?.release();
+  shuttingDown = true;
+  // The work first, then the lease (client-go's ReleaseOnCancel contract): a standby must not
+  // start while this replica still writes.
   await controller.stop();
+  await elector?.release();
   server.close();
   return 0;
 }

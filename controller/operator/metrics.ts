@@ -23,6 +23,27 @@ export function createControllerMetrics() {
       help: "Keys waiting in the work queue.",
       registers: [registry],
     }),
+    queueAdds: new Counter({
+      name: "coder_metrics_controller_workqueue_adds_total",
+      help: "Keys added to the work queue (a key already waiting is not added again).",
+      registers: [registry],
+    }),
+    queueRetries: new Counter({
+      name: "coder_metrics_controller_workqueue_retries_total",
+      help: "Keys re-queued with backoff after a failed reconcile.",
+      registers: [registry],
+    }),
+    queueDuration: new Histogram({
+      name: "coder_metrics_controller_workqueue_queue_duration_seconds",
+      help: "How long a key waited in the work queue before a worker took it.",
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 60],
+      registers: [registry],
+    }),
+    activeWorkers: new Gauge({
+      name: "coder_metrics_controller_active_workers",
+      help: "Workers reconciling a key right now.",
+      registers: [registry],
+    }),
     apiRequests: new Counter({
       name: "coder_metrics_controller_api_requests_total",
       help: "Requests to the Kubernetes API by verb, resource and HTTP status code.",

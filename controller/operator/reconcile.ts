@@ -39,7 +39,7 @@ import { commonPodSelector, desiredService } from "../desired/service.ts";
 import { matchesSelector } from "../discovery/label-selector.ts";
 import { evaluateSelection, type PrometheusLike } from "../discovery/prometheus-selection.ts";
 import type { EventRecorder, EventTarget } from "./events.ts";
-import type { Kube } from "./kube.ts";
+import { type Kube, KubeError } from "./kube.ts";
 import type { Logger } from "../common/log.ts";
 import { ownedEnvNames } from "./managed-fields.ts";
 import { type ConditionInput, mergeConditions, readyCondition, statusEqual } from "./status.ts";
@@ -85,6 +85,65 @@ export interface ReconcileResult {
 
 const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
 
+/** An apply the API server answered with a refusal the user can act on. */
+export interface Refusal {
+  /** The condition of the step that wanted the write. */
+  condition: ConditionInput["type"];
+  /** The API's StatusReason (Forbidden, Invalid, Conflict, ...): a condition reason. */
+  reason: string;
+  /** Names the object and quotes the API server. */
+  message: string;
+}
+
+/** Thrown after status is written, so the key backs off; the refusals are in status and Events. */
+export class RefusedByApi extends Error {
+  readonly refusals: Refusal[];
+  constructor(key: string, refusals: Refusal[]) {
+    super(`${key}: ${refusals.map((r) => r.message).join("; ")}`);
+    this.name = "RefusedByApi";
+    this.refusals = refusals;
+  }
+}
+
+const reasonByStatus: Record<number, string> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  405: "MethodNotAllowed",
+  406: "NotAcceptable",
+  409: "Conflict",
+  410: "Gone",
+  413: "RequestEntityTooLarge",
+  415: "UnsupportedMediaType",
+  422: "Invalid",
+};
+
+/**
+ * Whether a failed write is the API server refusing it (RBAC, validation,
+ * an admission webhook or policy, a conflict): the answer is final until
+ * someone changes something, so the user must hear it. No answer, 404 (the
+ * reconcile sees the deletion next), throttling and 5xx are transient and
+ * only retried.
+ */
+export function refusalOf(
+  err: unknown,
+  condition: ConditionInput["type"],
+  object: string,
+): Refusal | undefined {
+  if (!(err instanceof KubeError)) return undefined;
+  const code = err.status;
+  if (code < 400 || code >= 500 || code === 404 || code === 408 || code === 429) return undefined;
+  // metav1.Condition's reason pattern; the API's own reason fits it, a made-up one might not.
+  const reason = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.test(err.reason)
+    ? err.reason
+    : (reasonByStatus[code] ?? "Refused");
+  return {
+    condition,
+    reason,
+    message: `${object}: the API server refused the change (${reason}): ${err.detail}`,
+  };
+}
+
 function crTarget(cr: CoderMetrics): EventTarget {
   return {
     apiVersion,
@@ -123,6 +182,7 @@ export async function reconcile(key: string, ctx: ReconcileContext): Promise<Rec
 
 class Reconcile {
   writes = 0;
+  private readonly refusals: Refusal[] = [];
   private readonly cr: CoderMetrics;
   private readonly ctx: ReconcileContext;
   private readonly key: string;
@@ -147,6 +207,35 @@ class Reconcile {
       reason,
       `${desired.kind} ${this.namespace}/${desired.metadata?.name} applied`,
     );
+  }
+
+  /** apply(), but a refusal (see refusalOf) is recorded and returned instead of thrown. */
+  private async tryApply<T extends { kind?: string; metadata?: { name?: string } }>(
+    desired: T,
+    reason: string,
+    target: EventTarget,
+    condition: ConditionInput["type"],
+  ): Promise<Refusal | undefined> {
+    try {
+      await this.apply(desired, reason, target);
+      return undefined;
+    } catch (err) {
+      const object = `${desired.kind} ${this.namespace}/${desired.metadata?.name}`;
+      const refusal = refusalOf(err, condition, object);
+      if (refusal === undefined) throw err;
+      this.refusals.push(refusal);
+      return refusal;
+    }
+  }
+
+  /** A step's condition for a refused write. */
+  private refused(refusal: Refusal): ConditionInput {
+    return {
+      type: refusal.condition,
+      status: "False",
+      reason: refusal.reason,
+      message: refusal.message,
+    };
   }
 
   private ref(apiVersionOf: string, kindOf: string, nameOf: string) {
@@ -204,6 +293,14 @@ class Reconcile {
       monitor: monitor.applied,
       scrapeConfig: scrapeConfigYaml(kubernetesScrapeJob({ cr, spec })),
     });
+    if (this.refusals.length > 0) {
+      for (const r of this.refusals) {
+        // Once per new refusal, not on every retry.
+        if (this.conditionChanged(r.condition, r.reason, r.message))
+          ctx.events.warning(crTarget(cr), r.reason, r.message);
+      }
+      throw new RefusedByApi(this.key, this.refusals); // back off; status says why
+    }
     // Nothing to select yet, or no monitoring CRDs yet: look again later (no event tells us
     // a CRD was installed without watching CRDs, which would need cluster-wide RBAC).
     const waiting =
@@ -240,6 +337,7 @@ class Reconcile {
     const configured: V1Deployment[] = [];
     const exposures: Array<{ name: string; exposure: PiiExposure | undefined }> = [];
     let coderAddress: CoderAddress | undefined;
+    let refusedReason: string | undefined;
 
     // An image nobody allowed never enters Coder's Pod: no Deployment is touched.
     const image = checkExporterImage(spec, ctx.exporterImage, ctx.allowedExporterImages ?? []);
@@ -282,7 +380,23 @@ class Reconcile {
       }
       const desired = stampDigest(plan.apply);
       if (!isUpToDate(desired, deployment)) {
-        await this.apply(desired, "CoderConfigured", deploymentTarget(deployment));
+        const refusal = await this.tryApply(
+          desired,
+          "CoderConfigured",
+          deploymentTarget(deployment),
+          "CoderConfigured",
+        );
+        if (refusal !== undefined) {
+          statuses.push({
+            name: dName,
+            coderAddress: "",
+            configured: false,
+            message: refusal.message,
+          });
+          problems.push(refusal.message);
+          refusedReason ??= refusal.reason;
+          continue;
+        }
       }
       const address = `${plan.coderAddress.host}:${plan.coderAddress.port}`;
       if (coderAddress === undefined) coderAddress = plan.coderAddress;
@@ -305,7 +419,16 @@ class Reconcile {
     // Deployments we configured earlier that this CR no longer selects: give them back.
     for (const deployment of all) {
       if (claimOf(deployment) === this.key && !selected.includes(deployment)) {
-        await this.apply(releaseCoderd(deployment), "CoderReleased", deploymentTarget(deployment));
+        const refusal = await this.tryApply(
+          releaseCoderd(deployment),
+          "CoderReleased",
+          deploymentTarget(deployment),
+          "CoderConfigured",
+        );
+        if (refusal !== undefined) {
+          problems.push(refusal.message);
+          refusedReason ??= refusal.reason;
+        }
       }
     }
 
@@ -327,7 +450,7 @@ class Reconcile {
       condition = {
         type: "CoderConfigured",
         status: "False",
-        reason: configured.length > 0 ? "PartiallyConfigured" : "NotConfigured",
+        reason: refusedReason ?? (configured.length > 0 ? "PartiallyConfigured" : "NotConfigured"),
         message: problems.join("; "),
       };
     } else {
@@ -372,11 +495,13 @@ class Reconcile {
     if (!plan.ok) {
       // Keep the last good config; a pod that has none yet gets the identity config so it can start.
       if (live === undefined) {
-        await this.apply(
+        const refusal = await this.tryApply(
           stampDigest(desiredExporterConfigMap(this.cr, "{}\n")),
           "ExporterConfigApplied",
           crTarget(this.cr),
+          "ExporterReady",
         );
+        if (refusal !== undefined) return this.refused(refusal);
       }
       if (this.conditionChanged("ExporterReady", "InvalidConfig")) {
         this.ctx.events.warning(crTarget(this.cr), "InvalidExporterConfig", plan.message);
@@ -390,7 +515,13 @@ class Reconcile {
     }
     const desired = stampDigest(desiredExporterConfigMap(this.cr, plan.text));
     if (!isUpToDate(desired, live)) {
-      await this.apply(desired, "ExporterConfigApplied", crTarget(this.cr));
+      const refusal = await this.tryApply(
+        desired,
+        "ExporterConfigApplied",
+        crTarget(this.cr),
+        "ExporterReady",
+      );
+      if (refusal !== undefined) return this.refused(refusal);
     }
     return {
       type: "ExporterReady",
@@ -419,7 +550,7 @@ class Reconcile {
     if (live === undefined) {
       // Not ours (or not there): never take over somebody else's Service.
       live = await this.ctx.kube.get<V1Service>(this.ref("v1", "Service", name));
-      if (live !== undefined && live.metadata?.labels?.[instanceLabel] !== this.cr.metadata.name) {
+      if (live !== undefined && !ownedBy(live, this.cr)) {
         return {
           type,
           status: "False",
@@ -445,7 +576,8 @@ class Reconcile {
         });
         this.writes++;
       }
-      await this.apply(desired, "ServiceApplied", crTarget(this.cr));
+      const refusal = await this.tryApply(desired, "ServiceApplied", crTarget(this.cr), type);
+      if (refusal !== undefined) return this.refused(refusal);
     }
     return {
       type,
@@ -469,7 +601,7 @@ class Reconcile {
   private async removeMonitor(monitorKind: MonitorKind, name: string): Promise<void> {
     if (!(await this.ctx.state.monitoringServes(monitorKind))) return;
     const live = await this.liveMonitor(monitorKind, name);
-    if (live !== undefined && live.metadata.labels?.[instanceLabel] === this.cr.metadata.name) {
+    if (live !== undefined && ownedBy(live, this.cr)) {
       await this.ctx.kube.delete(this.ref(monitoringApiVersion, monitorKind, name));
       this.writes++;
     }
@@ -541,7 +673,7 @@ class Reconcile {
       }),
     );
     const live = await this.liveMonitor(wanted, name);
-    if (live !== undefined && live.metadata.labels?.[instanceLabel] !== this.cr.metadata.name) {
+    if (live !== undefined && !ownedBy(live, this.cr)) {
       return {
         condition: {
           type,
@@ -552,8 +684,10 @@ class Reconcile {
         applied: undefined,
       };
     }
-    if (!isUpToDate(desired, live))
-      await this.apply(desired, `${wanted}Applied`, crTarget(this.cr));
+    if (!isUpToDate(desired, live)) {
+      const refusal = await this.tryApply(desired, `${wanted}Applied`, crTarget(this.cr), type);
+      if (refusal !== undefined) return { condition: this.refused(refusal), applied: undefined };
+    }
     return {
       condition: {
         type,
@@ -601,9 +735,12 @@ class Reconcile {
     };
   }
 
-  private conditionChanged(type: string, reason: string): boolean {
+  /** Whether the CR's status did not already say this (a message, when given, is looked for in it). */
+  private conditionChanged(type: string, reason: string, message?: string): boolean {
     const before = this.cr.status?.conditions?.find((c) => c.type === type);
-    return before?.reason !== reason;
+    return (
+      before?.reason !== reason || (message !== undefined && !before.message.includes(message))
+    );
   }
 
   private async writeStatus(
@@ -651,7 +788,7 @@ class Reconcile {
     }
     const spec = resolveSpec(cr.spec);
     const service = ctx.state.ownedService(this.namespace, spec.service.name);
-    if (service?.metadata?.labels?.[instanceLabel] === cr.metadata.name) {
+    if (service !== undefined && ownedBy(service, cr)) {
       await ctx.kube.delete(this.ref("v1", "Service", spec.service.name));
     }
     if (ctx.state.ownedConfigMap(this.namespace, exporterConfigMapName(cr)) !== undefined) {
@@ -668,6 +805,21 @@ class Reconcile {
     this.writes++;
     ctx.log.info("released Coder and removed owned objects", { coderMetrics: this.key });
   }
+}
+
+/** Ours: controlled by this CoderMetrics (ownerReference), or carrying its instance label. */
+function ownedBy(
+  obj: {
+    metadata?: {
+      labels?: Record<string, string> | undefined;
+      ownerReferences?: Array<{ uid: string; controller?: boolean | undefined }> | undefined;
+    };
+  },
+  cr: CoderMetrics,
+): boolean {
+  const owner = obj.metadata?.ownerReferences?.find((r) => r.controller);
+  if (owner !== undefined && cr.metadata.uid !== undefined) return owner.uid === cr.metadata.uid;
+  return obj.metadata?.labels?.[instanceLabel] === cr.metadata.name;
 }
 
 /** The labels our monitor carries (what a Prometheus selector sees). */

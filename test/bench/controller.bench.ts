@@ -51,7 +51,8 @@ function sum(
   return total;
 }
 
-const isWrite = (s: string) => !/verb="(get|list|discover)"/.test(s) && !/resource="Event"/.test(s);
+const isWrite = (s: string) =>
+  !/verb="(get|list|watch|discover)"/.test(s) && !/resource="Event"/.test(s);
 
 const log = (msg: string) => process.stderr.write(`[bench-controller] ${msg}\n`);
 log(`starting a control plane for ${count} CRs in ${count} namespaces`);

@@ -1,7 +1,7 @@
 // A real Kubernetes control plane on loopback for the integration and e2e
 // suites: etcd + kube-apiserver (+ kube-controller-manager when asked), with
 // generated certificates and an admin kubeconfig — the envtest recipe.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +18,22 @@ export interface ControlPlaneOptions {
   keepDir?: boolean;
   /** How long to wait for readiness. */
   readyTimeoutMs?: number;
+  /** Write an audit log of every write request (Metadata level), read with auditEvents(). */
+  audit?: boolean;
+}
+
+/** One audit.k8s.io/v1 Event (the fields tests read). */
+export interface AuditEvent {
+  stage: string;
+  verb: string;
+  requestURI: string;
+  sourceIPs?: string[];
+  userAgent?: string;
+  objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string };
+  responseStatus?: { code?: number };
+  /** RFC 3339 with microseconds: compare as strings. */
+  requestReceivedTimestamp: string;
+  stageTimestamp: string;
 }
 
 export interface ControlPlane {
@@ -27,6 +43,8 @@ export interface ControlPlane {
   apiserver: ManagedProcess;
   etcd: ManagedProcess;
   controllerManager: ManagedProcess | undefined;
+  /** The audit log so far (with the audit option; empty without). */
+  auditEvents(): AuditEvent[];
   /** Compacts etcd's history up to now, so watches from older resourceVersions get 410 Gone. */
   compactEtcd(): Promise<number>;
   /** Starts the API server again after it was stopped or killed (same port, certs and etcd). */
@@ -156,6 +174,22 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     "--unsafe-no-fsync=true",
   ]);
   const apiserver = new ManagedProcess("kube-apiserver", join(dir, "kube-apiserver.log"));
+  const auditLog = join(dir, "audit.log");
+  if (options.audit) {
+    // Writes only, once each (when the response is complete), without bodies.
+    writeFileSync(
+      join(dir, "audit-policy.yaml"),
+      stringify({
+        apiVersion: "audit.k8s.io/v1",
+        kind: "Policy",
+        omitStages: ["RequestReceived", "ResponseStarted", "Panic"],
+        rules: [
+          { level: "Metadata", verbs: ["create", "update", "patch", "delete", "deletecollection"] },
+          { level: "None" },
+        ],
+      }),
+    );
+  }
   const server = `https://127.0.0.1:${apiPort}`;
   const apiserverArgs = [
     `--etcd-servers=${etcdUrl}`,
@@ -175,6 +209,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     // Without kube-controller-manager nobody creates the "default" ServiceAccount
     // that this admission plugin waits for (envtest disables it for the same reason).
     ...(options.controllerManager ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+    ...(options.audit
+      ? [`--audit-policy-file=${join(dir, "audit-policy.yaml")}`, `--audit-log-path=${auditLog}`]
+      : []),
   ];
   const startApiserver = async () => {
     apiserver.start(binaries.kubeApiserver, apiserverArgs);
@@ -225,6 +262,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     apiserver,
     etcd,
     controllerManager,
+    auditEvents: () =>
+      options.audit && existsSync(auditLog)
+        ? readFileSync(auditLog, "utf8")
+            .split("\n")
+            .filter((line) => line !== "")
+            .map((line) => JSON.parse(line) as AuditEvent)
+        : [],
     compactEtcd: async () => {
       const post = async (path: string, body: unknown) => {
         const response = await fetch(`${etcdUrl}${path}`, {

@@ -154,6 +154,7 @@ export async function patchContainer(
   namespace: string,
   container: Partial<V1Container> & { name: string },
   options: { deployment?: string; fieldManager?: string } = {},
+  dryRun?: "All",
 ): Promise<void> {
   await clients.apps.patchNamespacedDeployment(
     {
@@ -161,6 +162,7 @@ export async function patchContainer(
       namespace,
       fieldManager: options.fieldManager ?? "helm",
       body: { spec: { template: { spec: { containers: [container] } } } },
+      ...(dryRun ? { dryRun } : {}),
     },
     k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
   );

@@ -15,6 +15,8 @@ import {
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import {
   resyncAndSettle,
+  samples,
+  settled,
   startController,
   testExporterImage,
   writeCount,
@@ -243,6 +245,25 @@ describe("CoderMetrics reconcile", () => {
     assert.equal(envOf(coder).CODER_VERBOSE, "true");
     assert.equal(envOf(coder).CODER_PROMETHEUS_ENABLE, "true");
     assert.ok(exporter !== undefined);
+  });
+
+  test("an owned object whose instance label a user rewrote still maps back (by ownerReference) and is healed", async (t) => {
+    const { namespace } = await setup(t);
+    await waitForCondition(namespace, "Ready", "True");
+    await clients.core.patchNamespacedService(
+      {
+        name: "coder-prom",
+        namespace,
+        fieldManager: "kubectl-edit",
+        body: { metadata: { labels: { "coder-metrics.io/instance": "someone-else" } } },
+      },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+    // The resync is 10 minutes away: only the Service's own event can bring this back.
+    await eventually("the label to be healed", async () => {
+      const s = await clients.core.readNamespacedService({ name: "coder-prom", namespace });
+      return s.metadata?.labels?.["coder-metrics.io/instance"] === "coder" ? true : undefined;
+    });
   });
 
   test("Respect: the user's own CODER_PROMETHEUS_ADDRESS is kept and the Service follows it", async (t) => {
@@ -550,6 +571,144 @@ describe("CoderMetrics reconcile", () => {
       await clients.core.readNamespacedConfigMap({ name: "coder-exporter-config", namespace })
     ).data?.["exporter.yaml"];
     assert.equal(kept, good);
+  });
+});
+
+describe("the API server's answers", () => {
+  test("an apply the API server refuses (a ValidatingAdmissionPolicy): the step's condition False with the API's reason, a Warning Event, backoff; allowed again: Ready", async (t) => {
+    const namespace = await freshNamespace(t, clients);
+    const name = `cm-test-no-sidecar-${namespace}`;
+    const policyRef = {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name },
+    };
+    const bindingRef = { ...policyRef, kind: "ValidatingAdmissionPolicyBinding" };
+    await clients.objects.create({
+      ...policyRef,
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: ["apps"],
+              apiVersions: ["v1"],
+              operations: ["CREATE", "UPDATE"],
+              resources: ["deployments"],
+            },
+          ],
+        },
+        validations: [
+          {
+            expression:
+              "!object.spec.template.spec.containers.exists(c, c.name == 'coder-metrics-exporter')",
+            message: "no sidecars in this namespace",
+          },
+        ],
+      },
+    });
+    t.after(() => clients.objects.delete(policyRef).catch(() => undefined));
+    await clients.objects.create({
+      ...bindingRef,
+      spec: {
+        policyName: name,
+        validationActions: ["Deny"],
+        matchResources: {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+        },
+      },
+    });
+    t.after(() => clients.objects.delete(bindingRef).catch(() => undefined));
+    await createCoderDeployment(clients, namespace);
+    // Policies load asynchronously: wait until a dry run is denied.
+    await eventually("the policy to be enforced", async () => {
+      try {
+        await patchContainer(
+          clients,
+          namespace,
+          { name: "coder-metrics-exporter", image: "busybox" },
+          { fieldManager: "probe" },
+          "All",
+        );
+        return undefined;
+      } catch (err) {
+        return /no sidecars/.test(String((err as { body?: unknown }).body)) ? true : undefined;
+      }
+    });
+
+    const controller = await startController(t, [namespace]);
+    await clients.objects.create(coderMetrics(namespace));
+    const cr = await waitForCondition(namespace, "CoderConfigured", "False", "Invalid");
+    const message = condition(cr, "CoderConfigured")?.message ?? "";
+    assert.match(
+      message,
+      new RegExp(
+        `Deployment ${namespace}/coder: the API server refused the change \\(Invalid\\): .*ValidatingAdmissionPolicy '${name}'.*no sidecars in this namespace`,
+      ),
+    );
+    assert.equal(condition(cr, "Ready")?.status, "False");
+    assert.equal(condition(cr, "Ready")?.reason, "Invalid");
+    assert.equal(cr.status?.deployments?.[0]?.configured, false);
+    const warning = await eventually("a Warning Event on the CoderMetrics", async () => {
+      const events = await clients.objects.list<
+        k8s.KubernetesObject & {
+          type: string;
+          reason: string;
+          note: string;
+          regarding: { kind: string; name: string };
+        }
+      >("events.k8s.io/v1", "Event", namespace);
+      return events.items.find(
+        (e) =>
+          e.type === "Warning" &&
+          e.reason === "Invalid" &&
+          e.regarding.kind === "CoderMetrics" &&
+          /Deployment .*refused/.test(e.note),
+      );
+    });
+    assert.equal(warning.regarding.name, "coder");
+    // Backing off, not giving up: the key is retried.
+    await eventually("retries", async () => {
+      const retries = await samples(controller, "coder_metrics_controller_workqueue_retries_total");
+      return (retries[0]?.value ?? 0) >= 2 ? true : undefined;
+    });
+    const { exporter } = await coderd(namespace);
+    assert.equal(exporter, undefined, "nothing was written past the policy");
+
+    await clients.objects.delete(bindingRef);
+    await eventually(
+      "Ready once the policy is gone",
+      async () => {
+        const now = await readCr(namespace);
+        return condition(now, "Ready")?.status === "True" ? true : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
+  });
+
+  test("quantities the API server rewrites (cpu: 0.5 → 500m, 1024Mi → 1Gi): 0 writes over 5 resyncs", async (t) => {
+    const { namespace, controller } = await setup(t, {
+      exporter: {
+        resources: {
+          requests: { cpu: "0.5", memory: "1024Mi" },
+          limits: { cpu: "1000m", memory: "1Gi", "ephemeral-storage": 1000000000 },
+        },
+      },
+    });
+    await waitForCondition(namespace, "Ready", "True");
+    await settled(controller);
+    const { exporter } = await coderd(namespace);
+    assert.deepEqual(
+      JSON.parse(JSON.stringify(exporter?.resources)),
+      {
+        requests: { cpu: "500m", memory: "1Gi" },
+        limits: { cpu: "1", memory: "1Gi", "ephemeral-storage": "1G" },
+      },
+      "the API server keeps them in its canonical form",
+    );
+    const writesBefore = await writeCount(controller);
+    for (let i = 0; i < 5; i++) await resyncAndSettle(controller);
+    assert.equal(await writeCount(controller), writesBefore, "nothing written for equal amounts");
   });
 });
 

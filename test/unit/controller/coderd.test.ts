@@ -35,7 +35,10 @@ describe("planCoderd", () => {
     ]);
     assert.ok(p.ok);
     assert.deepEqual(p.apply.spec?.template.spec?.volumes, [
-      { name: "coder-metrics-exporter-config", configMap: { name: "coder-exporter-config" } },
+      {
+        name: "coder-metrics-exporter-config",
+        configMap: { name: "coder-exporter-config", optional: true },
+      },
       { name: "coder-metrics-no-token", emptyDir: { medium: "Memory", sizeLimit: "1Ki" } },
     ]);
     assert.equal(p.apply.metadata?.annotations?.["coder-metrics.io/instance"], "coder/coder");

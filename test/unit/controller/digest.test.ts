@@ -31,6 +31,21 @@ describe("isSubset", () => {
     ["plain list element missing", ["a", "b"], ["a"], false],
     ["undefined fields are not wanted", { a: undefined }, {}, true],
     ["object vs array", { a: 1 }, [1], false],
+    [
+      "quantities under resources compare by amount",
+      { resources: { limits: { cpu: "0.5", memory: "1024Mi" } } },
+      { resources: { limits: { cpu: "500m", memory: "1Gi" } } },
+      true,
+    ],
+    [
+      "a changed quantity is seen",
+      { resources: { limits: { cpu: "0.5" } } },
+      { resources: { limits: { cpu: "1" } } },
+      false,
+    ],
+    ["quantities elsewhere are plain strings", { a: "0.5" }, { a: "500m" }, false],
+    ["an empty map the server omits", { a: 1, b: {} }, { a: 1 }, true],
+    ["an empty list the server omits", { a: 1, b: [] }, { a: 1 }, true],
   ];
   for (const [name, want, have, expected] of cases) {
     test(name, () => assert.equal(isSubset(want, have), expected));
