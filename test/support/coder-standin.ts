@@ -234,6 +234,12 @@ async function main(argv: string[]): Promise<void> {
     const eq = argv.find((a) => a.startsWith(`--${name}=`));
     return eq?.slice(name.length + 3);
   };
+  // Signals are handled before anything is announced, so a stop right after the
+  // first line still ends cleanly.
+  const stopped = new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
   const requireEnv = argv.includes("--require-env");
   const version = (arg("coder-version") ?? LATEST_RELEASE) as CoderVersion;
   if (!VERSIONS.includes(version))
@@ -285,10 +291,7 @@ async function main(argv: string[]): Promise<void> {
   }
   // Like coderd, run until told to stop (with no listener, nothing else keeps the loop alive).
   const idle = setInterval(() => undefined, 1 << 30);
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-  });
+  await stopped;
   clearInterval(idle);
   await Promise.all(standins.map((s) => s.close()));
   if (health !== undefined) {

@@ -180,13 +180,18 @@ test("lists refused: not ready, no finalizer dropped, exits after --cache-sync-t
       (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
     { timeoutMs: 60_000 },
   );
-  await eventually("the CoderMetrics to be finalized", async () => {
-    try {
-      await clients.objects.read(ref);
-      return undefined;
-    } catch {
-      return true;
-    }
-  });
+  // As long as "ready" may take: both wait on the same relist after the Role change.
+  await eventually(
+    "the CoderMetrics to be finalized",
+    async () => {
+      try {
+        await clients.objects.read(ref);
+        return undefined;
+      } catch {
+        return true;
+      }
+    },
+    { timeoutMs: 60_000 },
+  );
   assert.equal(await exporterInjected(), false, "the Deployment was given back");
 });
