@@ -7,6 +7,7 @@ import {
   parseExporterConfig,
 } from "../../controller/exporter/config/config.ts";
 import { CATALOG, type CatalogMetric } from "../../controller/coder/catalog.ts";
+import { keepsCounterState } from "../../controller/exporter/aggregate/counter-state.ts";
 
 function preset(name: string): ExporterConfig {
   const parsed = parseExporterConfig(`presets: [${name}]\n`);
@@ -22,7 +23,8 @@ function perTemplateEffect(config: ExporterConfig, metric: CatalogMetric): strin
     rule.by ? !rule.by.includes(l) : (rule.without ?? []).includes(l),
   );
   if (removed.length === 0) return "kept (no per-workspace labels)";
-  return `${rule.op} without ${removed.map((l) => `\`${l}\``).join(", ")}`;
+  const op = keepsCounterState(metric.type, rule) ? `${rule.op} (running total)` : rule.op;
+  return `${op} without ${removed.map((l) => `\`${l}\``).join(", ")}`;
 }
 
 const flagText: Record<NonNullable<CatalogMetric["flag"]>, string> = {
@@ -59,6 +61,8 @@ exporter's presets do to each:
 - **drop_deprecated** drops metrics Coder has deprecated (use the replacement named here).
 - **per_template** aggregates the per-workspace agent metrics down to per-template series
   (\`sum\`, or \`max\` for latencies), cutting cardinality from O(workspaces) to O(templates).
+  Summed counters and histograms are running totals that stay counters when workspaces stop
+  or agents restart (no false resets in \`rate()\`/\`increase()\`).
 
 Enable presets in a CoderMetrics with \`spec.exporter.config.presets: [drop_deprecated, per_template]\`.
 The exporter also serves its own \`coder_metrics_exporter_*\` metrics (upstream up, scrape duration,

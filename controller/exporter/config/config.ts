@@ -15,6 +15,8 @@
 //        - metrics: [ "coderd_agentstats_*" ]      # family names / globs
 //          op: sum                                 # sum | max | min | count (default sum)
 //          by: [ template_name ]                   # or `without: [...]`; neither = one total
+//          counter_mode: stateful                  # stateful | stateless (default stateful)
+//      counter_state_ttl: 15m                      # forget a counter series unseen this long
 //      pii:
 //        hash_labels: [ username, workspace_owner ]  # HMAC-SHA256(key, value), hex, truncated
 //        drop_labels: [ owner_email ]
@@ -26,6 +28,12 @@
 // aggregate → pii → series_limit. Histograms are aggregated bucket-wise (sum
 // of `_bucket` per `le`, `_sum`, `_count`); summaries keep only `_sum` and
 // `_count` when aggregated; histograms and summaries only support `sum`.
+// A `sum` of counters, histograms and summaries is a running total that only
+// grows while the exporter runs (counter_mode: stateful, see
+// aggregate/counter-state.ts): series that disappear or reset do not make it
+// go down. `counter_mode: stateless` gives the plain per-scrape sum instead.
+// counter_state_ttl (default 15m) is how long the exporter remembers a series
+// it no longer sees (and at least 3 scrapes).
 //
 // Presets:
 //   drop_deprecated  drop the metrics Coder has deprecated (see controller/coder/catalog.ts),
@@ -42,6 +50,7 @@
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
 import { parseDocument } from "yaml";
+import { parseDuration } from "../../common/units.ts";
 import { deprecatedMetrics, WORKSPACE_LABELS } from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
 import { isValidLabelName } from "../model/model.ts";
@@ -50,6 +59,12 @@ import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relab
 export type { ConfigError } from "../relabel/relabel.ts";
 
 export type AggregateOp = "sum" | "max" | "min" | "count";
+/**
+ * How a `sum` treats counters, histograms and summaries: "stateful" keeps a
+ * running total per output series that only grows (counter semantics across
+ * series coming and going); "stateless" sums what this scrape holds.
+ */
+export type CounterMode = "stateful" | "stateless";
 
 export interface AggregateRule {
   metrics: GlobSet;
@@ -58,6 +73,12 @@ export interface AggregateRule {
   by: readonly string[] | undefined;
   /** Labels removed (`without`). */
   without: readonly string[] | undefined;
+  counterMode: CounterMode;
+  /**
+   * What the rule aggregates and how, as text: equal keys aggregate alike, so
+   * counter state can outlive a configuration reload that keeps the rule.
+   */
+  key: string;
 }
 
 export interface PiiConfig {
@@ -77,7 +98,17 @@ export interface ExporterConfig {
   /** 0 = unlimited. */
   seriesLimit: number;
   presets: readonly Preset[];
+  /** How long counter state of a series no longer seen is kept, milliseconds. */
+  counterStateTtlMs: number;
+  /**
+   * The relabel rules as text: counter state is keyed by relabeled series, so
+   * it is only carried over a reload when these are unchanged.
+   */
+  relabelKey: string;
 }
+
+/** counter_state_ttl when not set. */
+export const DEFAULT_COUNTER_STATE_TTL_MS = 15 * 60_000;
 
 export type ConfigResult =
   | { ok: true; config: ExporterConfig }
@@ -92,6 +123,8 @@ export function identityConfig(): ExporterConfig {
     pii: { hashLabels: [], dropLabels: [], hashLength: 16 },
     seriesLimit: 0,
     presets: [],
+    counterStateTtlMs: DEFAULT_COUNTER_STATE_TTL_MS,
+    relabelKey: "[]",
   };
 }
 
@@ -123,12 +156,14 @@ const TOP_KEYS = new Set([
   "pii",
   "series_limit",
   "presets",
+  "counter_state_ttl",
 ]);
 const TOP_HINTS: Record<string, string> = {
   metricRelabelConfigs: "metric_relabel_configs",
   metricRelabelings: "metric_relabel_configs",
   dropMetrics: "drop_metrics",
   seriesLimit: "series_limit",
+  counterStateTTL: "counter_state_ttl",
 };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -143,6 +178,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
 
   if (Array.isArray(value)) {
     config.relabel = relabelRules(value, "", errors);
+    config.relabelKey = JSON.stringify(value);
     return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
   }
   if (!isRecord(value)) {
@@ -165,6 +201,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
       errors.push({ path: "metric_relabel_configs", message: "must be a list of relabel rules" });
     } else {
       config.relabel = relabelRules(value.metric_relabel_configs, "metric_relabel_configs", errors);
+      config.relabelKey = JSON.stringify(value.metric_relabel_configs);
     }
   }
   const drops = globList(value.drop_metrics, "drop_metrics", errors);
@@ -186,7 +223,28 @@ export function validateExporterConfig(value: unknown): ConfigResult {
       config.seriesLimit = n;
     }
   }
+  if (value.counter_state_ttl != null) {
+    const ttl = durationMs(value.counter_state_ttl);
+    if (ttl === undefined) {
+      errors.push({
+        path: "counter_state_ttl",
+        message: "must be a positive duration such as 15m, 1h or 90s",
+      });
+    } else {
+      config.counterStateTtlMs = ttl;
+    }
+  }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
+}
+
+/** A duration as the CRD writes it ("15m", "1h30m"); undefined when it is not one. */
+function durationMs(v: unknown): number | undefined {
+  if (typeof v !== "string" || !/^(\d+(ms|s|m|h))+$/.test(v)) return undefined;
+  try {
+    return parseDuration("counter_state_ttl", v);
+  } catch {
+    return undefined;
+  }
 }
 
 function relabelRules(list: unknown[], prefix: string, errors: ConfigError[]): RelabelRule[] {
@@ -248,7 +306,8 @@ function presetList(v: unknown, errors: ConfigError[]): Preset[] {
 }
 
 const OPS: readonly AggregateOp[] = ["sum", "max", "min", "count"];
-const AGG_KEYS = new Set(["metrics", "op", "by", "without"]);
+const COUNTER_MODES: readonly CounterMode[] = ["stateful", "stateless"];
+const AGG_KEYS = new Set(["metrics", "op", "by", "without", "counter_mode"]);
 
 function aggregateRules(v: unknown, errors: ConfigError[]): AggregateRule[] {
   if (v == null) return [];
@@ -289,15 +348,49 @@ function aggregateRules(v: unknown, errors: ConfigError[]): AggregateRule[] {
     const by = raw.by != null ? labelList(raw.by, `${path}.by`, errors) : undefined;
     const without =
       raw.without != null ? labelList(raw.without, `${path}.without`, errors) : undefined;
+    let counterMode: CounterMode = "stateful";
+    if (raw.counter_mode != null) {
+      if (
+        typeof raw.counter_mode === "string" &&
+        (COUNTER_MODES as readonly string[]).includes(raw.counter_mode)
+      ) {
+        counterMode = raw.counter_mode as CounterMode;
+      } else {
+        errors.push({
+          path: `${path}.counter_mode`,
+          message: `must be one of ${COUNTER_MODES.join(", ")}`,
+        });
+      }
+    }
     if (errors.length > before) return;
-    out.push({
-      metrics: new GlobSet(metrics),
-      op,
-      by: without === undefined ? (by ?? []) : undefined,
-      without,
-    });
+    out.push(
+      aggregateRule(
+        metrics,
+        op,
+        without === undefined ? (by ?? []) : undefined,
+        without,
+        counterMode,
+      ),
+    );
   });
   return out;
+}
+
+function aggregateRule(
+  metrics: string[],
+  op: AggregateOp,
+  by: readonly string[] | undefined,
+  without: readonly string[] | undefined,
+  counterMode: CounterMode,
+): AggregateRule {
+  return {
+    metrics: new GlobSet(metrics),
+    op,
+    by,
+    without,
+    counterMode,
+    key: JSON.stringify({ metrics, op, by, without, counterMode }),
+  };
 }
 
 const PII_KEYS = new Set(["hash_labels", "drop_labels", "hash_length"]);
@@ -333,21 +426,23 @@ function piiConfig(v: unknown, errors: ConfigError[]): PiiConfig {
 function perTemplate(): AggregateRule[] {
   const without = [...WORKSPACE_LABELS];
   return [
-    {
-      metrics: new GlobSet([
+    aggregateRule(
+      [
         "coderd_agents_connection_latencies_seconds",
         "coderd_agentstats_connection_median_latency_seconds",
         "coderd_agentstats_startup_script_seconds",
-      ]),
-      op: "max",
-      by: undefined,
+      ],
+      "max",
+      undefined,
       without,
-    },
-    {
-      metrics: new GlobSet(["coderd_agents_*", "coderd_agentstats_*", "agent_*"]),
-      op: "sum",
-      by: undefined,
+      "stateful",
+    ),
+    aggregateRule(
+      ["coderd_agents_*", "coderd_agentstats_*", "agent_*"],
+      "sum",
+      undefined,
       without,
-    },
+      "stateful",
+    ),
   ];
 }

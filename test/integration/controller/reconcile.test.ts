@@ -386,6 +386,11 @@ describe("CoderMetrics validation by the API server", () => {
       /monitor.target Exporter needs exporter.enabled/,
     ],
     ["exporter port equal to coderd's", { exporter: { port: 2112 } }, /exporter.port must differ/],
+    [
+      "counterStateTTL of zero",
+      { exporter: { config: { counterStateTTL: "0s" } } },
+      /counterStateTTL: Invalid value.*must be positive/,
+    ],
     ["bad address", { coder: { address: "localhost" } }, /spec.coder.address/],
     [
       "bad label name",
