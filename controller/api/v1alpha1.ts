@@ -84,6 +84,12 @@ const Aggregation = withRules(
     op: StringEnum(["sum", "max", "min", "count"] as const, { default: "sum" }),
     by: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
     without: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+    counterMode: Type.Optional(
+      StringEnum(["stateful", "stateless"] as const, {
+        description:
+          "How sum treats counters, histograms and summaries: stateful (the default) serves a running total that never goes down when workspaces stop or counters reset; stateless sums each scrape's series.",
+      }),
+    ),
   }),
   [
     {
@@ -137,6 +143,15 @@ const ExporterConfig = Type.Object(
       ),
     ),
     seriesLimit: Type.Optional(Type.Integer({ minimum: 0, description: "0 means no limit." })),
+    counterStateTTL: Type.Optional(
+      withRules(
+        Duration({
+          description:
+            "How long the running totals of aggregated counters remember a series that is no longer scraped (default 15m).",
+        }),
+        [{ rule: "duration(self) > duration('0s')", message: "must be positive" }],
+      ),
+    ),
     presets: Type.Optional(
       Type.Array(StringEnum(["drop_deprecated", "per_template"] as const), {
         "x-kubernetes-list-type": "set",

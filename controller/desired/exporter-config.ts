@@ -32,6 +32,7 @@ export function exporterConfigDocument(config: ExporterConfig): Record<string, u
       op: a.op,
       ...(a.by !== undefined ? { by: a.by } : {}),
       ...(a.without !== undefined ? { without: a.without } : {}),
+      ...(a.counterMode !== undefined ? { counter_mode: a.counterMode } : {}),
     }));
   }
   const pii = config.pii;
@@ -43,6 +44,7 @@ export function exporterConfigDocument(config: ExporterConfig): Record<string, u
     };
   }
   if (config.seriesLimit) doc.series_limit = config.seriesLimit;
+  if (config.counterStateTTL !== undefined) doc.counter_state_ttl = config.counterStateTTL;
   if (config.presets?.length) doc.presets = config.presets;
   return doc;
 }
@@ -57,6 +59,8 @@ function crPath(path: string): string {
     .replace(/^metric_relabel_configs/, "metricRelabelings")
     .replace(/^drop_metrics/, "dropMetrics")
     .replace(/^series_limit/, "seriesLimit")
+    .replace(/^counter_state_ttl/, "counterStateTTL")
+    .replace(/counter_mode/, "counterMode")
     .replace(/source_labels/, "sourceLabels")
     .replace(/target_label/, "targetLabel")
     .replace(/hash_labels/, "hashLabels")

@@ -5,7 +5,10 @@
 // happened for self-metrics. Series come one at a time from the parser — fed
 // the payload piece by piece by stream(), or whole by transform()/run() — and
 // a family that is aggregated takes them as they come, never holding them.
+// Aggregated counters keep running totals across scrapes (counter-state.ts):
+// that state lives here, in the Pipeline, for as long as the configuration.
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
+import { type CounterState, CounterStates, keepsCounterState } from "./aggregate/counter-state.ts";
 import { type AggregateRule, aggregateRuleFor, type ExporterConfig } from "./config/config.ts";
 import { LabelScan } from "./model/label-scan.ts";
 import type { Family, Sample } from "./model/model.ts";
@@ -34,6 +37,8 @@ export interface TransformStats {
   dropped: Record<DropReason, number>;
   /** Rule problems met while applying a valid config, by reason. */
   ruleErrors: Record<RuleErrorReason, number>;
+  /** Input series whose last value the running totals of aggregated counters keep. */
+  counterStateSeries: number;
 }
 export type DropReason =
   | "drop_metrics"
@@ -53,6 +58,7 @@ export function emptyStats(): TransformStats {
     seriesOut: 0,
     dropped: { drop_metrics: 0, relabel: 0, aggregated: 0, duplicate: 0, limit: 0, invalid: 0 },
     ruleErrors: { invalid_target_label: 0, invalid_metric_name: 0, aggregate_unsupported_type: 0 },
+    counterStateSeries: 0,
   };
 }
 
@@ -63,6 +69,8 @@ export interface PipelineOptions {
    * compare the two in tests.
    */
   templates?: boolean;
+  /** Milliseconds on a monotonic clock, for counter state expiry (default performance.now). */
+  clock?: () => number;
 }
 
 /** A transformation in progress, fed piece by piece (Pipeline.stream). */
@@ -73,10 +81,14 @@ export interface PipelineStream {
   abort(): void;
 }
 
-/** A configured pipeline; keeps caches (hashes, relabel templates) across scrapes. */
+/**
+ * A configured pipeline; keeps caches (hashes, relabel templates) and the
+ * running totals of aggregated counters across scrapes. Runs one scrape at a time.
+ */
 export class Pipeline {
   readonly config: ExporterConfig;
   readonly #pii: PiiScrubber;
+  readonly counters: CounterStates;
   /** Leading keep/drop rules on `__name__` alone, and the rules after them. */
   readonly lead: readonly RelabelRule[];
   readonly rest: readonly RelabelRule[];
@@ -99,6 +111,26 @@ export class Pipeline {
       options.templates !== false && RelabelTemplates.supports(this.rest)
         ? new RelabelTemplates(this.rest)
         : undefined;
+    this.counters = new CounterStates({
+      ttlMs: config.counterStateTtlMs,
+      limit: config.seriesLimit,
+      clock: options.clock ?? (() => performance.now()),
+    });
+  }
+
+  /**
+   * Takes over the running totals of the pipeline this one replaces (a
+   * configuration reload), for the aggregate rules both have, when both
+   * relabel alike: series are then identified the same way, so aggregated
+   * counters carry on instead of restarting (which Prometheus would see as a
+   * reset). Otherwise they start afresh, as at exporter start.
+   */
+  adoptCounterState(previous: Pipeline): void {
+    this.counters.adopt(
+      previous.counters,
+      new Set(this.config.aggregate.map((r) => r.key)),
+      previous.config.relabelKey === this.config.relabelKey,
+    );
   }
 
   /** True when hash_labels are configured but no key was given (they are dropped). */
@@ -206,10 +238,14 @@ class Sink {
   /** An aggregation rule matched, but its op does not apply to this type. */
   readonly unsupported: boolean;
 
-  constructor(head: FamilyHead, rule: AggregateRule | undefined) {
+  constructor(head: FamilyHead, rule: AggregateRule | undefined, counters?: CounterStates) {
     this.head = head;
     const ok = rule !== undefined && aggregateSupported(head.type, rule);
-    this.agg = ok ? new Aggregator(head, rule) : undefined;
+    let state: CounterState | undefined;
+    if (ok && counters !== undefined && keepsCounterState(head.type, rule)) {
+      state = counters.store(rule, head.name, head.type);
+    }
+    this.agg = ok ? new Aggregator(head, rule, state) : undefined;
     this.unsupported = rule !== undefined && !ok;
   }
 
@@ -253,6 +289,7 @@ class Run implements FamilyVisitor {
     this.#pii = pii;
     this.#emit = emit;
     this.#left = p.config.seriesLimit > 0 ? p.config.seriesLimit : Number.POSITIVE_INFINITY;
+    p.counters.begin();
   }
 
   /** A whole family at once. */
@@ -322,6 +359,10 @@ class Run implements FamilyVisitor {
     for (const sink of this.#pending.values()) this.#finish(sink, true);
     this.#pending.clear();
     this.stats.ruleErrors.invalid_target_label += this.#rs.invalidTargets;
+    // Only a scrape read to the end moves counter state towards expiry.
+    const counters = this.#p.counters;
+    counters.finish();
+    this.stats.counterStateSeries = counters.series;
   }
 
   /** The sink of a family; `first` is its first series (a rule may select by its labels). */
@@ -329,6 +370,7 @@ class Run implements FamilyVisitor {
     return new Sink(
       head,
       aggregateRuleFor(this.#cfg.aggregate, head.name, () => labelNames(first)),
+      this.#p.counters,
     );
   }
 
@@ -357,7 +399,10 @@ class Run implements FamilyVisitor {
     let f: Family;
     if (sink.agg !== undefined) {
       f = sink.agg.result();
-      stats.dropped.aggregated += n0 - f.samples.length;
+      // Series left out of running totals (the series budget was spent) count as limit drops.
+      const refused = sink.agg.refused;
+      stats.dropped.limit += refused;
+      stats.dropped.aggregated += Math.max(0, n0 - refused - f.samples.length);
     } else {
       f = { ...sink.head, samples: sink.samples };
       if (sink.unsupported) stats.ruleErrors.aggregate_unsupported_type++;
@@ -458,7 +503,7 @@ class Run implements FamilyVisitor {
       // renamed `h`): its untyped family takes this family's own series at the
       // end. Those aggregated so far go there as partial aggregates (same rule,
       // and sum/max/min/count of partials is the whole); the rest are collected.
-      this.#early = same!.agg.result().samples;
+      this.#early = same!.agg.partial().samples;
       this.#same = new Sink(head, undefined);
     }
     if (target === undefined) {

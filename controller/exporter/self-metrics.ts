@@ -24,6 +24,7 @@ export class SelfMetrics {
   readonly upstreamWireBytes: Counter;
   readonly seriesIn: Gauge;
   readonly seriesOut: Gauge;
+  readonly counterStateSeries: Gauge;
   readonly seriesDropped: Counter<"reason">;
   readonly ruleErrors: Counter<"reason">;
   readonly configReloadOk: Gauge;
@@ -75,6 +76,11 @@ export class SelfMetrics {
     this.seriesOut = new Gauge({
       name: `${PREFIX}series_out`,
       help: "Series served from the last upstream payload after transformation.",
+      registers,
+    });
+    this.counterStateSeries = new Gauge({
+      name: `${PREFIX}counter_state_series`,
+      help: "Input series whose last value is kept so aggregated counters stay counters (bounded by series_limit).",
       registers,
     });
     this.seriesDropped = new Counter({
@@ -133,6 +139,7 @@ export class SelfMetrics {
   recordTransform(stats: TransformStats): void {
     this.seriesIn.set(stats.seriesIn);
     this.seriesOut.set(stats.seriesOut);
+    this.counterStateSeries.set(stats.counterStateSeries);
     for (const [reason, n] of Object.entries(stats.dropped)) {
       if (n > 0) this.seriesDropped.inc({ reason }, n);
     }

@@ -3,13 +3,17 @@
 // end-to-end (parse + 10 relabel rules + aggregate + PII + serialize, fed in
 // 64 KiB pieces as the exporter is) throughput, p50/p99 latency of a scrape
 // through the running exporter against the coderd stand-in on loopback, and
-// peak RSS. Figures only, no assertions. Run with --expose-gc for steadier
-// numbers.
+// peak RSS (the per_template preset keeps counter state, so that is included),
+// and the heap the counter state of aggregated counters holds. Figures only,
+// no assertions. Run with --expose-gc for steadier numbers.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateFixture } from "../support/coder-fixture.ts";
-import { parseExporterConfig } from "../../controller/exporter/config/config.ts";
+import {
+  type ExporterConfig,
+  parseExporterConfig,
+} from "../../controller/exporter/config/config.ts";
 import { countSamples } from "../../controller/exporter/model/model.ts";
 import { parse } from "../../controller/exporter/parse/parse.ts";
 import { Pipeline } from "../../controller/exporter/pipeline.ts";
@@ -60,6 +64,41 @@ function time(runs: number, fn: () => void): { wall: number; cpu: number } {
   return { wall: median(ts), cpu: median(cs) };
 }
 
+/** JS heap plus typed-array memory in use. */
+function usedMemory(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+/** Memory retained after one scrape by a pipeline (its caches and counter state). */
+function retainedHeap(config: ExporterConfig, body: Buffer): { bytes: number; series: number } {
+  gc();
+  const before = usedMemory();
+  const pipeline = new Pipeline(config, Buffer.from("bench-key"));
+  const stream = pipeline.stream();
+  for (let at = 0; at < body.length; at += CHUNK) stream.write(body.subarray(at, at + CHUNK));
+  const series = stream.end().stats.counterStateSeries;
+  gc();
+  const bytes = usedMemory() - before;
+  if (pipeline.config !== config) throw new Error("unreachable: keeps the pipeline alive");
+  return { bytes, series };
+}
+
+/**
+ * What counter state costs: the memory (heap and typed arrays) a pipeline
+ * retains with the bench rules as they are, minus the same rules with every
+ * aggregation stateless.
+ */
+function counterStateCost(config: ExporterConfig, body: Buffer): { series: number; bytes: number } {
+  const stateless: ExporterConfig = {
+    ...config,
+    aggregate: config.aggregate.map((r) => ({ ...r, counterMode: "stateless" })),
+  };
+  const a = retainedHeap(stateless, body);
+  const b = retainedHeap(config, body);
+  return { series: b.series, bytes: b.bytes - a.bytes };
+}
+
 interface Row {
   workspaces: number;
   bytes: number;
@@ -77,6 +116,7 @@ interface Row {
   /** Same with Node's own heap defaults (no NODE_OPTIONS). */
   defaultsRssMb: number | undefined;
   defaultsP50: number | undefined;
+  counterState: { series: number; bytes: number };
 }
 
 /**
@@ -134,6 +174,7 @@ async function bench(workspaces: number): Promise<Row> {
     const out = stream.end();
     seriesOut = out.stats.seriesOut;
   });
+  const counterState = counterStateCost(cfg.config, body);
   gc();
   const requests = workspaces >= 5000 ? 12 : 30;
   const scraped = await scrapeThroughExporter(workspaces, requests, SIDECAR_NODE_OPTIONS);
@@ -154,6 +195,7 @@ async function bench(workspaces: number): Promise<Row> {
     rssMb: scraped.rssMb,
     defaultsRssMb: defaults?.rssMb,
     defaultsP50: defaults ? percentile(defaults.latencies, 50) : undefined,
+    counterState,
   };
 }
 
@@ -215,6 +257,11 @@ console.log(
   `exporter run with the sidecar's default NODE_OPTIONS (${SIDECAR_NODE_OPTIONS}); 5,000 workspaces with Node's ` +
     `heap defaults instead: peak RSS ${fmt(last.defaultsRssMb ?? Number.NaN)} MB, scrape p50 ` +
     `${fmt(last.defaultsP50 ?? Number.NaN, 1)} ms; benchmark process peak RSS ${fmt(last.benchRssMb)} MB`,
+);
+const cs = last.counterState;
+console.log(
+  `counter state of aggregated counters (5,000 workspaces): ${fmt(cs.series)} input series, ` +
+    `${fmt(cs.bytes / 1024 / 1024, 1)} MB of heap and typed arrays (${fmt(cs.bytes / Math.max(1, cs.series))} bytes each)`,
 );
 const bestRss = last.rssMb;
 console.log(

@@ -15,6 +15,7 @@ import {
   type ExporterConfig,
   parseExporterConfig,
 } from "../../controller/exporter/config/config.ts";
+import { keepsCounterState } from "../../controller/exporter/aggregate/counter-state.ts";
 
 function preset(name: string): ExporterConfig {
   const parsed = parseExporterConfig(`presets: [${name}]\n`);
@@ -31,7 +32,8 @@ function perTemplateEffect(config: ExporterConfig, metric: CatalogMetric): strin
   const removed = metric.labels.filter((l) =>
     rule.by ? !rule.by.includes(l) : (rule.without ?? []).includes(l),
   );
-  return `${rule.op} without ${removed.map(code).join(", ")}`;
+  const op = keepsCounterState(metric.type, rule) ? `${rule.op} (running total)` : rule.op;
+  return `${op} without ${removed.map(code).join(", ")}`;
 }
 
 const settingText: Record<CatalogMetric["enabledBy"], string> = {
@@ -121,8 +123,9 @@ exporter's presets do to each. coderd answers in the Prometheus text format
 - **per_template** aggregates every family whose series carry a per-workspace label
   (${PER_WORKSPACE_LABELS.map(code).join(", ")}) — by labels, so families this list does not
   know yet are aggregated too — away from those labels and \`template_version\`: \`max\` for
-  latencies, \`sum\` otherwise (counters stay counters). It cuts cardinality from
-  O(workspaces) to O(templates) and leaves no user name in clear.
+  latencies, \`sum\` otherwise. It cuts cardinality from O(workspaces) to O(templates) and
+  leaves no user name in clear. Summed counters and histograms are running totals that stay
+  counters when workspaces stop or agents restart (no false resets in \`rate()\`/\`increase()\`).
 - Labels whose values identify a person: ${PII_LABELS.map(code).join(", ")}. Without
   \`per_template\`, hash or drop them with \`spec.exporter.config.pii\` (\`hashLabels\`,
   \`dropLabels\`); the exporter applies that to every family carrying them.

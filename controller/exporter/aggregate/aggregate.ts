@@ -8,11 +8,23 @@
 //     aggregated and are left out.
 // Timestamps are not carried over. Input samples are not modified.
 //
+// Which value an output series carries, per op and type:
+//   - sum of counters, histograms (buckets, `_sum`, `_count`) and summaries
+//     (`_sum`, `_count`): a running total that keeps counter semantics across
+//     scrapes, as vmagent's `total` output does — an input series that
+//     disappears or resets never makes it go down (counter-state.ts). With
+//     `counter_mode: stateless`, the sum of this scrape's series instead.
+//   - sum of gauges and untyped series, max, min: this scrape's series only.
+//   - count: this scrape's series, and always a gauge.
+// Output series are those whose group has series in this scrape, as PromQL
+// would give them; only their values differ between the two modes.
+//
 // Series are fed one at a time, either as Samples or as a relabel template
 // over scanned label text (relabel/template.ts). Groups are found by a hash of
 // the kept label values checked against the group's values, so a series that
 // joins an existing group costs no string at all.
 import type { AggregateOp, AggregateRule } from "../config/config.ts";
+import { COUNT_SLOT, type CounterState, type GroupState, SUM_SLOT } from "./counter-state.ts";
 import { HASH_SEED, hashString, type LabelScan } from "../model/label-scan.ts";
 import { type Family, Sample } from "../model/model.ts";
 import { parseGoFloat } from "../parse/parse.ts";
@@ -39,6 +51,10 @@ interface KeyPlan {
   namesHash: number;
   /** Position of the bucket bound (`le`, histograms only), -1 when absent. */
   le: number;
+  /** Positions of the labels aggregated away (neither kept nor `le`/`quantile`). */
+  dropped: number[];
+  /** Hash of their names: the seed of a member hash (counter-state.ts). */
+  droppedHash: number;
 }
 
 interface Group {
@@ -52,11 +68,27 @@ interface Group {
   hash: number;
   next: Group | undefined;
   value: number;
-  buckets: Map<number, { le: string; value: number }> | undefined;
+  buckets: Map<number, Bucket> | undefined;
   sum: number;
   count: number;
   hasSum: boolean;
   hasCount: boolean;
+  /** The group's running totals, when the aggregation keeps counter state. */
+  state: GroupState | undefined;
+}
+
+/**
+ * Member hashes are cut to 30 bits: small integers (V8 Smis) never boxed on
+ * the way to a Map lookup. Collisions in a group cost nothing but order (see
+ * counter-state.ts).
+ */
+const MEMBER_HASH_MASK = 0x3fffffff;
+
+interface Bucket {
+  le: string;
+  value: number;
+  /** Its slot in the group's counter state (-1 without state). */
+  slot: number;
 }
 
 /** Whether `rule` can aggregate a family of this type. */
@@ -68,6 +100,8 @@ export function aggregateSupported(type: Family["type"], rule: AggregateRule): b
 export class Aggregator {
   readonly head: FamilyHead;
   readonly #rule: AggregateRule;
+  /** Running totals across scrapes (counter-state.ts), or undefined. */
+  readonly #state: CounterState | undefined;
   readonly #kind: "plain" | "histogram" | "summary";
   readonly #extra: string | undefined;
   readonly #bucketName: string;
@@ -91,11 +125,17 @@ export class Aggregator {
   #lastNameHash = HASH_SEED;
   /** Series fed in. */
   count = 0;
+  /** Series left out of the running totals (the series budget was spent). */
+  refused = 0;
 
-  /** The rule must support the family's type (aggregateSupported). */
-  constructor(head: FamilyHead, rule: AggregateRule) {
+  /**
+   * The rule must support the family's type (aggregateSupported); `state`
+   * is given when the aggregation keeps counter state (keepsCounterState).
+   */
+  constructor(head: FamilyHead, rule: AggregateRule, state?: CounterState) {
     this.head = head;
     this.#rule = rule;
+    this.#state = state;
     this.#kind =
       head.type === "histogram" ? "histogram" : head.type === "summary" ? "summary" : "plain";
     this.#extra =
@@ -145,8 +185,15 @@ export class Aggregator {
     } else {
       this.#combine(g, name, s.value);
     }
-    if (this.#kind === "histogram")
-      this.#histogram(g, name, s.value, plan.le < 0 ? "" : l[plan.le + 1]!);
+    const slot =
+      this.#kind === "histogram"
+        ? this.#histogram(g, name, s.value, plan.le < 0 ? "" : l[plan.le + 1]!)
+        : this.#slot(name);
+    if (g.state !== undefined && !partial) {
+      let mh = plan.droppedHash;
+      for (const i of plan.dropped) mh = hashString(mh, l[i + 1]!);
+      this.#observe(g.state, mh & MEMBER_HASH_MASK, slot, s.value);
+    }
   }
 
   /** Adds a series given as a relabel template over the labels `scan` holds. */
@@ -200,31 +247,78 @@ export class Aggregator {
           this.#lastBound = bound;
         }
       }
-      this.#bucket(g, le, bound, value);
-    } else if (this.#kind === "histogram") {
-      this.#histogram(g, name, value, "");
+      const slot = this.#bucket(g, le, bound, value);
+      if (g.state !== undefined)
+        this.#observe(g.state, this.#memberHash(plan, t, scan), slot, value);
+      return;
     }
+    const slot =
+      this.#kind === "histogram" ? this.#histogram(g, name, value, "") : this.#slot(name);
+    if (g.state !== undefined) this.#observe(g.state, this.#memberHash(plan, t, scan), slot, value);
   }
 
-  /** The aggregated family (groups in order of first appearance). */
+  /** Hash of the labels a scanned series loses to the aggregation (its member in the group). */
+  #memberHash(plan: KeyPlan, t: RelabelTemplate, scan: LabelScan): number {
+    let h = plan.droppedHash;
+    for (const p of plan.dropped) h = hashOutput(h, t, p, scan);
+    return h & MEMBER_HASH_MASK;
+  }
+
+  /** The counter-state slot of a counter's or summary's sample name (-1: none). */
+  #slot(name: string): number {
+    if (this.#kind === "plain") return 0;
+    return name === this.#sumName ? SUM_SLOT : name === this.#countName ? COUNT_SLOT : -1;
+  }
+
+  #observe(g: GroupState, member: number, slot: number, value: number): void {
+    if (slot >= 0 && !this.#state!.observe(g, member, slot, value)) this.refused++;
+  }
+
+  /**
+   * The aggregated family (groups in order of first appearance): running
+   * totals when the aggregation keeps counter state, else this scrape's values.
+   */
   result(): Family {
+    return this.#result(this.#state !== undefined);
+  }
+
+  /**
+   * This scrape's values only, whatever the mode: an aggregate of the series
+   * fed so far that another aggregation by the same rule can take (addPartial).
+   */
+  partial(): Family {
+    return this.#result(false);
+  }
+
+  #result(totals: boolean): Family {
     const samples: Sample[] = [];
     const head = this.head;
     if (this.#kind === "plain") {
-      for (const g of this.#groups) samples.push(new Sample(g.name, g.pairs, g.value));
+      for (const g of this.#groups) {
+        const v = totals && g.state !== undefined ? g.state.total(0) : g.value;
+        samples.push(new Sample(g.name, g.pairs, v));
+      }
       const type = this.#rule.op === "count" ? "gauge" : head.type;
       return { ...head, type, typed: head.typed || type !== head.type, samples };
     }
     for (const g of this.#groups) {
+      const st = totals ? g.state : undefined;
       if (g.buckets !== undefined) {
         const bounds = [...g.buckets.keys()].sort((a, b) => a - b);
         for (const bound of bounds) {
           const b = g.buckets.get(bound)!;
-          samples.push(new Sample(this.#bucketName, [...g.pairs, "le", b.le], b.value));
+          const v = st !== undefined ? st.total(b.slot) : b.value;
+          samples.push(new Sample(this.#bucketName, [...g.pairs, "le", b.le], v));
         }
       }
-      if (g.hasSum) samples.push(new Sample(this.#sumName, g.pairs.slice(), g.sum));
-      if (g.hasCount) samples.push(new Sample(this.#countName, g.pairs.slice(), g.count));
+      if (g.hasSum) {
+        const v = st !== undefined ? st.total(SUM_SLOT) : g.sum;
+        samples.push(new Sample(this.#sumName, g.pairs.slice(), v));
+      }
+      if (g.hasCount) {
+        const v = st !== undefined ? st.total(COUNT_SLOT) : g.count;
+        samples.push(new Sample(this.#countName, g.pairs.slice(), v));
+      }
     }
     return { ...head, samples };
   }
@@ -278,7 +372,9 @@ export class Aggregator {
       count: 0,
       hasSum: false,
       hasCount: false,
+      state: undefined,
     };
+    if (this.#state !== undefined) g.state = this.#state.group(hash, g.name, plan.namesKey, values);
     this.#index.set(hash, g);
     this.#groups.push(g);
     if (this.#kind === "summary") this.#summary(g, name, value);
@@ -300,22 +396,33 @@ export class Aggregator {
     }
   }
 
-  #histogram(g: Group, name: string, v: number, le: string): void {
-    if (name === this.#bucketName) this.#bucket(g, le, parseGoFloat(le), v);
-    else if (name === this.#sumName) {
+  /** Adds a histogram series; its counter-state slot (-1: none, e.g. a stray series). */
+  #histogram(g: Group, name: string, v: number, le: string): number {
+    if (name === this.#bucketName) return this.#bucket(g, le, parseGoFloat(le), v);
+    if (name === this.#sumName) {
       g.sum += v;
       g.hasSum = true;
-    } else if (name === this.#countName) {
+      return SUM_SLOT;
+    }
+    if (name === this.#countName) {
       g.count += v;
       g.hasCount = true;
+      return COUNT_SLOT;
     }
+    return -1;
   }
 
-  #bucket(g: Group, le: string, bound: number | undefined, v: number): void {
-    if (bound === undefined) return; // a bucket without a numeric le has no place in a sum
-    const b = g.buckets!.get(bound);
-    if (b === undefined) g.buckets!.set(bound, { le, value: v });
-    else b.value += v;
+  /** Adds to a bucket; its counter-state slot (-1: none). */
+  #bucket(g: Group, le: string, bound: number | undefined, v: number): number {
+    if (bound === undefined) return -1; // a bucket without a numeric le has no place in a sum
+    let b = g.buckets!.get(bound);
+    if (b === undefined) {
+      b = { le, value: v, slot: g.state === undefined ? -1 : g.state.bucketSlot(bound) };
+      g.buckets!.set(bound, b);
+    } else {
+      b.value += v;
+    }
+    return b.slot;
   }
 
   #planForLabels(l: readonly string[]): KeyPlan {
@@ -342,6 +449,7 @@ export class Aggregator {
         kept: plan.kept.map((p) => 2 * p),
         sorted: plan.sorted.map((p) => 2 * p),
         le: plan.le < 0 ? -1 : 2 * plan.le,
+        dropped: plan.dropped.map((p) => 2 * p),
       };
       this.#plansByNames.set(key, plan);
     }
@@ -371,12 +479,18 @@ export class Aggregator {
       names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0,
     );
     const namesKey = sorted.map((i) => names[i]).join(",");
+    const dropped: number[] = [];
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] !== this.#extra && !kept.includes(i)) dropped.push(i);
+    }
     return {
       kept,
       sorted,
       namesKey,
       namesHash: hashString(HASH_SEED, namesKey),
       le: this.#kind === "histogram" ? names.lastIndexOf("le") : -1,
+      dropped,
+      droppedHash: hashString(HASH_SEED, dropped.map((i) => names[i]).join(",")),
     };
   }
 }

@@ -15,6 +15,8 @@
 //        - metrics: [ "coderd_agentstats_*" ]      # family names / globs
 //          op: sum                                 # sum | max | min | count (default sum)
 //          by: [ template_name ]                   # or `without: [...]`; neither = one total
+//          counter_mode: stateful                  # stateful | stateless (default stateful)
+//      counter_state_ttl: 15m                      # forget a counter series unseen this long
 //      pii:
 //        hash_labels: [ username, workspace_owner ]  # HMAC-SHA256(key, value), hex, truncated
 //        drop_labels: [ owner_email ]
@@ -26,6 +28,12 @@
 // aggregate → pii → series_limit. Histograms are aggregated bucket-wise (sum
 // of `_bucket` per `le`, `_sum`, `_count`); summaries keep only `_sum` and
 // `_count` when aggregated; histograms and summaries only support `sum`.
+// A `sum` of counters, histograms and summaries is a running total that only
+// grows while the exporter runs (counter_mode: stateful, see
+// aggregate/counter-state.ts): series that disappear or reset do not make it
+// go down. `counter_mode: stateless` gives the plain per-scrape sum instead.
+// counter_state_ttl (default 15m) is how long the exporter remembers a series
+// it no longer sees (and at least 3 scrapes).
 //
 // Presets (both read controller/coder/catalog.ts):
 //   drop_deprecated  drop the families Coder has deprecated whose replacement every covered
@@ -46,6 +54,7 @@
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
 import { parseDocument } from "yaml";
+import { parseDuration } from "../../common/units.ts";
 import {
   CATALOG,
   droppableDeprecated,
@@ -59,6 +68,12 @@ import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relab
 export type { ConfigError } from "../relabel/relabel.ts";
 
 export type AggregateOp = "sum" | "max" | "min" | "count";
+/**
+ * How a `sum` treats counters, histograms and summaries: "stateful" keeps a
+ * running total per output series that only grows (counter semantics across
+ * series coming and going); "stateless" sums what this scrape holds.
+ */
+export type CounterMode = "stateful" | "stateless";
 
 export interface AggregateRule {
   metrics: GlobSet;
@@ -73,6 +88,12 @@ export interface AggregateRule {
    * by labels rather than by names. Not part of the file format.
    */
   ifLabels?: readonly string[];
+  counterMode: CounterMode;
+  /**
+   * What the rule aggregates and how, as text: equal keys aggregate alike, so
+   * counter state can outlive a configuration reload that keeps the rule.
+   */
+  key: string;
 }
 
 /**
@@ -112,7 +133,17 @@ export interface ExporterConfig {
   /** 0 = unlimited. */
   seriesLimit: number;
   presets: readonly Preset[];
+  /** How long counter state of a series no longer seen is kept, milliseconds. */
+  counterStateTtlMs: number;
+  /**
+   * The relabel rules as text: counter state is keyed by relabeled series, so
+   * it is only carried over a reload when these are unchanged.
+   */
+  relabelKey: string;
 }
+
+/** counter_state_ttl when not set. */
+export const DEFAULT_COUNTER_STATE_TTL_MS = 15 * 60_000;
 
 export type ConfigResult =
   | { ok: true; config: ExporterConfig }
@@ -127,6 +158,8 @@ export function identityConfig(): ExporterConfig {
     pii: { hashLabels: [], dropLabels: [], hashLength: 16 },
     seriesLimit: 0,
     presets: [],
+    counterStateTtlMs: DEFAULT_COUNTER_STATE_TTL_MS,
+    relabelKey: "[]",
   };
 }
 
@@ -158,12 +191,14 @@ const TOP_KEYS = new Set([
   "pii",
   "series_limit",
   "presets",
+  "counter_state_ttl",
 ]);
 const TOP_HINTS: Record<string, string> = {
   metricRelabelConfigs: "metric_relabel_configs",
   metricRelabelings: "metric_relabel_configs",
   dropMetrics: "drop_metrics",
   seriesLimit: "series_limit",
+  counterStateTTL: "counter_state_ttl",
 };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -178,6 +213,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
 
   if (Array.isArray(value)) {
     config.relabel = relabelRules(value, "", errors);
+    config.relabelKey = JSON.stringify(value);
     return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
   }
   if (!isRecord(value)) {
@@ -200,6 +236,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
       errors.push({ path: "metric_relabel_configs", message: "must be a list of relabel rules" });
     } else {
       config.relabel = relabelRules(value.metric_relabel_configs, "metric_relabel_configs", errors);
+      config.relabelKey = JSON.stringify(value.metric_relabel_configs);
     }
   }
   const drops = globList(value.drop_metrics, "drop_metrics", errors);
@@ -221,7 +258,28 @@ export function validateExporterConfig(value: unknown): ConfigResult {
       config.seriesLimit = n;
     }
   }
+  if (value.counter_state_ttl != null) {
+    const ttl = durationMs(value.counter_state_ttl);
+    if (ttl === undefined) {
+      errors.push({
+        path: "counter_state_ttl",
+        message: "must be a positive duration such as 15m, 1h or 90s",
+      });
+    } else {
+      config.counterStateTtlMs = ttl;
+    }
+  }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
+}
+
+/** A duration as the CRD writes it ("15m", "1h30m"); undefined when it is not one. */
+function durationMs(v: unknown): number | undefined {
+  if (typeof v !== "string" || !/^(\d+(ms|s|m|h))+$/.test(v)) return undefined;
+  try {
+    return parseDuration("counter_state_ttl", v);
+  } catch {
+    return undefined;
+  }
 }
 
 function relabelRules(list: unknown[], prefix: string, errors: ConfigError[]): RelabelRule[] {
@@ -283,7 +341,8 @@ function presetList(v: unknown, errors: ConfigError[]): Preset[] {
 }
 
 const OPS: readonly AggregateOp[] = ["sum", "max", "min", "count"];
-const AGG_KEYS = new Set(["metrics", "op", "by", "without"]);
+const COUNTER_MODES: readonly CounterMode[] = ["stateful", "stateless"];
+const AGG_KEYS = new Set(["metrics", "op", "by", "without", "counter_mode"]);
 
 function aggregateRules(v: unknown, errors: ConfigError[]): AggregateRule[] {
   if (v == null) return [];
@@ -324,15 +383,51 @@ function aggregateRules(v: unknown, errors: ConfigError[]): AggregateRule[] {
     const by = raw.by != null ? labelList(raw.by, `${path}.by`, errors) : undefined;
     const without =
       raw.without != null ? labelList(raw.without, `${path}.without`, errors) : undefined;
+    let counterMode: CounterMode = "stateful";
+    if (raw.counter_mode != null) {
+      if (
+        typeof raw.counter_mode === "string" &&
+        (COUNTER_MODES as readonly string[]).includes(raw.counter_mode)
+      ) {
+        counterMode = raw.counter_mode as CounterMode;
+      } else {
+        errors.push({
+          path: `${path}.counter_mode`,
+          message: `must be one of ${COUNTER_MODES.join(", ")}`,
+        });
+      }
+    }
     if (errors.length > before) return;
-    out.push({
-      metrics: new GlobSet(metrics),
-      op,
-      by: without === undefined ? (by ?? []) : undefined,
-      without,
-    });
+    out.push(
+      aggregateRule(
+        metrics,
+        op,
+        without === undefined ? (by ?? []) : undefined,
+        without,
+        counterMode,
+      ),
+    );
   });
   return out;
+}
+
+function aggregateRule(
+  metrics: string[],
+  op: AggregateOp,
+  by: readonly string[] | undefined,
+  without: readonly string[] | undefined,
+  counterMode: CounterMode,
+  ifLabels?: readonly string[],
+): AggregateRule {
+  return {
+    metrics: new GlobSet(metrics),
+    op,
+    by,
+    without,
+    counterMode,
+    ...(ifLabels === undefined ? {} : { ifLabels }),
+    key: JSON.stringify({ metrics, op, by, without, counterMode, ifLabels }),
+  };
 }
 
 const PII_KEYS = new Set(["hash_labels", "drop_labels", "hash_length"]);
@@ -370,7 +465,7 @@ function perTemplate(): AggregateRule[] {
   const ifLabels = [...PER_WORKSPACE_LABELS];
   const byMax = CATALOG.filter((m) => m.perTemplate === "max").map((m) => m.name);
   return [
-    { metrics: new GlobSet(byMax), op: "max", by: undefined, without, ifLabels },
-    { metrics: new GlobSet(["*"]), op: "sum", by: undefined, without, ifLabels },
+    aggregateRule(byMax, "max", undefined, without, "stateful", ifLabels),
+    aggregateRule(["*"], "sum", undefined, without, "stateful", ifLabels),
   ];
 }

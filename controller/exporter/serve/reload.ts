@@ -4,7 +4,9 @@
 // re-read periodically in case an event is missed. A changed valid file
 // replaces the pipeline; an invalid one keeps the last good pipeline and is
 // reported in the self-metrics and one log line per change. A missing file
-// means the identity configuration.
+// means the identity configuration. The new pipeline takes over the running
+// totals of aggregated counters that the old one kept for the same rules (see
+// Pipeline.adoptCounterState).
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -118,6 +120,8 @@ export class ConfigReloader {
       config = r.config;
     }
     const pipeline = new Pipeline(config, key);
+    // Aggregated counters carry on where the rules and relabeling are unchanged.
+    if (this.#pipeline !== undefined) pipeline.adoptCounterState(this.#pipeline);
     this.#pipeline = pipeline;
     metrics.configReloadOk.set(1);
     metrics.configReloadTime.set(Date.now() / 1000);

@@ -748,6 +748,11 @@ describe("CoderMetrics validation by the API server", () => {
       },
       /spec\.monitor\.target: Invalid value.*monitor\.target Coderd scrapes coderd's raw metrics, which carry the user names and e-mail addresses exporter\.config\.pii is meant to hash or drop/,
     ],
+    [
+      "counterStateTTL of zero",
+      { exporter: { config: { counterStateTTL: "0s" } } },
+      /counterStateTTL: Invalid value.*must be positive/,
+    ],
     ["bad address", { coder: { address: "localhost" } }, /spec.coder.address/],
     [
       "bad label name",

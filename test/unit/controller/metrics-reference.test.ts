@@ -39,10 +39,10 @@ test("the reference says what the presets do to a deprecated and a per-workspace
   );
   assert.match(
     doc,
-    /\| `agent_sessions_total` \|.*`…_COLLECT_AGENT_STATS`.*\| sum without `agent_name`, `username`, `workspace_name` \|/,
+    /\| `agent_sessions_total` \|.*`…_COLLECT_AGENT_STATS`.*\| sum \(running total\) without `agent_name`, `username`, `workspace_name` \|/,
   );
   assert.match(
     doc,
-    /\| `coder_aibridged_tokens_total` \|.* \| kept \| sum without `initiator_id` \|/,
+    /\| `coder_aibridged_tokens_total` \|.* \| kept \| sum \(running total\) without `initiator_id` \|/,
   );
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { planExporterConfig } from "../../../controller/desired/exporter-config.ts";
 import {
   parseExporterConfig,
   validateExporterConfig,
@@ -53,6 +54,33 @@ presets: [drop_deprecated, per_template]
       hashLength: 12,
     });
     assert.equal(c.seriesLimit, 1000);
+  });
+  it("counter_mode per aggregate rule (default stateful) and counter_state_ttl (default 15m)", () => {
+    const r = parseExporterConfig(`
+aggregate:
+  - {metrics: [a], counter_mode: stateless}
+  - {metrics: [b]}
+counter_state_ttl: 1h30m
+`);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    assert.equal(r.config.aggregate[0]!.counterMode, "stateless");
+    assert.equal(r.config.aggregate[1]!.counterMode, "stateful");
+    assert.equal(r.config.counterStateTtlMs, 90 * 60_000);
+    const d = parseExporterConfig("presets: [per_template]\n");
+    assert.ok(d.ok);
+    assert.equal(d.config.counterStateTtlMs, 15 * 60_000);
+    assert.ok(d.config.aggregate.every((rule) => rule.counterMode === "stateful"));
+  });
+  it("rule keys: equal for equal rules, different when anything that aggregates differs", () => {
+    const key = (rule: string) => {
+      const r = parseExporterConfig(`aggregate: [${rule}]\n`);
+      assert.ok(r.ok);
+      return r.config.aggregate[0]!.key;
+    };
+    assert.equal(key("{metrics: [a], without: [w]}"), key("{metrics: [a], without: [w], op: sum}"));
+    assert.notEqual(key("{metrics: [a], without: [w]}"), key("{metrics: [a], without: [v]}"));
+    assert.notEqual(key("{metrics: [a], by: [w]}"), key("{metrics: [a], without: [w]}"));
+    assert.notEqual(key("{metrics: [a]}"), key("{metrics: [a], counter_mode: stateless}"));
   });
 });
 
@@ -118,6 +146,24 @@ describe("parseExporterConfig: errors are values with a path", () => {
       message: /not a valid label name/,
     },
     {
+      name: "bad counter_mode",
+      text: "aggregate: [{metrics: [a], counter_mode: reset}]\n",
+      path: "aggregate[0].counter_mode",
+      message: /one of stateful, stateless/,
+    },
+    {
+      name: "counter_state_ttl not a duration",
+      text: "counter_state_ttl: 5 minutes\n",
+      path: "counter_state_ttl",
+      message: /positive duration/,
+    },
+    {
+      name: "counter_state_ttl zero",
+      text: "counter_state_ttl: 0s\n",
+      path: "counter_state_ttl",
+      message: /positive duration/,
+    },
+    {
       name: "pii hash_length",
       text: "pii: {hash_labels: [u], hash_length: 4}\n",
       path: "pii.hash_length",
@@ -179,4 +225,23 @@ describe("example files in test/fixtures/exporter", () => {
       assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
     });
   }
+});
+
+describe("the CR's exporter.config as the exporter's file", () => {
+  it("counterMode and counterStateTTL become counter_mode and counter_state_ttl", () => {
+    const plan = planExporterConfig({
+      aggregate: [{ metrics: ["a"], op: "sum", without: ["w"], counterMode: "stateless" }],
+      counterStateTTL: "30m",
+    });
+    assert.ok(plan.ok, !plan.ok ? plan.message : "");
+    const r = parseExporterConfig(plan.text);
+    assert.ok(r.ok);
+    assert.equal(r.config.aggregate[0]!.counterMode, "stateless");
+    assert.equal(r.config.counterStateTtlMs, 30 * 60_000);
+  });
+  it("errors name the CR's fields", () => {
+    const plan = planExporterConfig({ counterStateTTL: "0s" });
+    assert.ok(!plan.ok);
+    assert.match(plan.message, /^spec\.exporter\.config\.counterStateTTL: /);
+  });
 });
