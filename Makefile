@@ -106,17 +106,29 @@ fuzz: setup ## Property tests at 250,000 runs each (2M generated cases): parser,
 clean: ## Remove build outputs (keeps the cached Go builds and Node)
 	rm -rf dist node_modules
 
+# The image the e2e's kubelet runs coder-metrics from (test/e2e/runtime.ts),
+# built from this checkout; the recipes that use it pass its id on (E2E_IMAGE_ID),
+# so another checkout's `make image` (one image storage per machine) cannot swap
+# it midway. Without root there is no image and coder-metrics runs from the
+# sources, with a loud warning; under CI=true that is an error.
+E2E_IMAGE = if [ "$${USE_EXISTING_CLUSTER:-}" != true ] && [ "$${E2E_RUNTIME:-}" != process ]; then \
+	  if [ "$$(id -u)" = 0 ]; then built="$$(test/tools/image.sh)"; export E2E_IMAGE_ID="$${built\#* }"; \
+	  elif [ "$${CI:-}" = true ]; then echo "e2e: CI=true needs the image, and make image needs root" >&2; exit 1; \
+	  else echo "e2e: not root, so no image: coder-metrics will run from the sources" >&2; fi; \
+	fi
+
 # The whole chain on a local stack (test/e2e/global-setup.ts): control plane +
-# kube-controller-manager, the process kubelet, the Prometheus Operator and a
-# real Prometheus, all built from pinned Go modules. USE_EXISTING_CLUSTER=true
-# with KUBECONFIG runs it against a real cluster instead (see README).
-e2e: setup system-deps kube-binaries helm-binary prometheus-binary ## End to end: chart → controller Pod → coderd + exporter → Prometheus Operator → Prometheus
+# kube-controller-manager, the process kubelet running coder-metrics from the
+# image (podman), the Prometheus Operator and a real Prometheus, all built from
+# pinned Go modules. USE_EXISTING_CLUSTER=true with KUBECONFIG runs it against a
+# real cluster instead (see README).
+e2e: setup system-deps kube-binaries helm-binary prometheus-binary ## End to end: packaged chart → controller Pod (the image) → coderd + exporter → Prometheus Operator → Prometheus
 	@command -v ip >/dev/null || { echo "installing: iproute2 (the process kubelet routes pod IPs)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
-	test/tools/in-netns.sh node --test --test-reporter=spec --test-timeout=300000 --test-concurrency=1 --test-global-setup=test/e2e/global-setup.ts $(E2E_TESTS)
+	@$(E2E_IMAGE); set -x; test/tools/in-netns.sh node --test --test-reporter=spec --test-timeout=300000 --test-concurrency=1 --test-global-setup=test/e2e/global-setup.ts $(E2E_TESTS)
 
 demo: setup system-deps kube-binaries helm-binary prometheus-binary ## Start the local stack with the chart, a Coder stand-in and an example CR, in the background (state in .cache/demo/)
 	@command -v ip >/dev/null || { echo "installing: iproute2 (the process kubelet routes pod IPs)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
-	node test/e2e/demo.ts up
+	@$(E2E_IMAGE); node test/e2e/demo.ts up
 
 demo-down: ## Stop what make demo started
 	node test/e2e/demo.ts down

@@ -1,9 +1,17 @@
 // The controller's own Prometheus metrics.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { version } from "../common/version.ts";
 
 export function createControllerMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "coder_metrics_controller_" });
+  // Which build runs, Prometheus's *_build_info convention: constant 1, facts in labels.
+  new Gauge({
+    name: "coder_metrics_controller_build_info",
+    help: "The running controller's version (package.json) and Node.js version; always 1.",
+    labelNames: ["version", "nodejs_version"] as const,
+    registers: [registry],
+  }).set({ version, nodejs_version: process.version }, 1);
   return {
     registry,
     reconciles: new Counter({

@@ -461,7 +461,7 @@ describe("kube-prometheus-stack discovers Coder through coder-metrics", () => {
 
 describe("the process kubelet", { skip: !local && "a real cluster's kubelet runs these" }, () => {
   test("a Pod whose images it cannot run stays not ready, saying why", async () => {
-    // The Operator's Prometheus StatefulSet Pod (quay.io/prometheus/prometheus): no container runtime here.
+    // The Operator's Prometheus StatefulSet Pod (quay.io/prometheus/prometheus): not an image it runs.
     const pod = await eventually(
       "the Prometheus Pod to be reported",
       async () => {
@@ -480,7 +480,7 @@ describe("the process kubelet", { skip: !local && "a real cluster's kubelet runs
     assert.equal(pod.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
     for (const c of pod.status?.containerStatuses ?? []) {
       assert.equal(c.state?.waiting?.reason, "ImageNotSupported", c.name);
-      assert.match(c.state?.waiting?.message ?? "", /no container runtime/);
+      assert.match(c.state?.waiting?.message ?? "", /runs only ghcr\.io\/coder\/coder/);
     }
   });
 });

@@ -22,6 +22,7 @@ import {
 import { join, resolve } from "node:path";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
 import { parseManifests } from "../support/helm.ts";
+import { containersLabelled, kubeletLabel, podman } from "./podman.ts";
 import { createCoderDeployment } from "../support/coder-deployment.ts";
 import { eventually, testClients } from "../support/kube.ts";
 import {
@@ -46,6 +47,8 @@ interface DemoState {
   exporterUrl: string;
   coderdUrl: string;
   podCidr: string;
+  /** The label value on the demo's containers (podman), when it runs the image. */
+  containerRun?: string;
   pids: number[];
   startedAt: string;
 }
@@ -154,6 +157,9 @@ async function down(): Promise<number> {
     rmSync(stateDir, { recursive: true, force: true });
     return 0;
   }
+  // The demo's containers carry io.coder-metrics.process-kubelet=demo-<its pid>.
+  const pidText = existsSync(pidFile) ? readFileSync(pidFile, "utf8").trim() : "";
+  const containerRun = state?.containerRun ?? (pidText ? `demo-${pidText}` : undefined);
   if (pid !== undefined) {
     console.log(`demo: stopping pid ${pid} …`);
     process.kill(pid, "SIGTERM");
@@ -163,6 +169,13 @@ async function down(): Promise<number> {
   }
   // Whatever survived a hard kill of the background process.
   for (const p of state?.pids ?? []) if (alive(p)) process.kill(p, "SIGKILL");
+  if (containerRun !== undefined) {
+    const left = await containersLabelled(kubeletLabel, containerRun).catch(() => []);
+    if (left.length > 0) {
+      console.log(`demo: removing ${left.length} container(s) left behind`);
+      await podman(["rm", "--force", "--ignore", "--time=0", ...left]).catch(() => undefined);
+    }
+  }
   if (state?.podCidr) {
     spawn("ip", ["route", "del", "local", state.podCidr, "dev", "lo"], { stdio: "ignore" });
   }
@@ -174,6 +187,10 @@ async function down(): Promise<number> {
 /** The background process: builds the stack, then waits for SIGTERM. */
 async function run(): Promise<number> {
   const started = Date.now();
+  // Every temporary folder of the demo (control plane, Prometheus, the packaged chart) under
+  // .cache/demo/, which make demo-down removes, even after a hard kill of this process.
+  process.env.TMPDIR = join(stateDir, "tmp");
+  mkdirSync(process.env.TMPDIR, { recursive: true });
   let stack: LocalStack | undefined;
   let prometheus: OperatedPrometheus | undefined;
   const stop = async () => {
@@ -185,6 +202,7 @@ async function run(): Promise<number> {
       dir: join(stateDir, "stack"),
       keepDir: false,
       coderWorkspaces: 25,
+      runId: `demo-${process.pid}`,
     });
     const kubeconfig = join(stateDir, "kubeconfig");
     copyFileSync(stack.kubeconfigPath, kubeconfig);
@@ -200,7 +218,7 @@ async function run(): Promise<number> {
       },
     );
     await step(
-      "helm install coder-metrics charts/coder-metrics (the controller runs as a Pod)",
+      "helm install coder-metrics (the packaged chart; the controller runs as a Pod)",
       () => installController("coder-metrics", "coder-metrics"),
     );
     await step(
@@ -255,6 +273,7 @@ async function run(): Promise<number> {
       exporterUrl: target.scrapeUrl,
       coderdUrl: `http://${podIp}:2112/metrics`,
       podCidr: stack.kubelet.network.cidr,
+      ...(stack.kubelet.runId ? { containerRun: stack.kubelet.runId } : {}),
       pids: [
         stack.controlPlane.etcd.pid,
         stack.controlPlane.apiserver.pid,

@@ -1,27 +1,69 @@
-// A process kubelet for the e2e suite and `make demo`: there is no container
-// runtime, so it runs this project's own containers as local processes.
+// A process kubelet for the e2e suite and `make demo`: it runs this project's
+// own containers, and a Coder stand-in for coderd, on this machine.
 //
 // It registers one Node (Ready); binds Pods nobody scheduled to it through the
 // pods/binding subresource (there is no kube-scheduler); gives each Pod an IP
 // of its own (see pod-network.ts); starts each container as planned by
-// pod-spec.ts — coderd as the Coder stand-in, coder-metrics `exporter` and
-// `controller` as `node controller/cli.ts …` — with ConfigMap and Secret
-// volumes materialised into a directory and kept up to date; probes httpGet
-// readiness against the Pod IP; reports phase, IPs, conditions and container
-// states through pods/status; and, when a Pod is deleted, stops its processes
-// and finishes the deletion (grace period 0), as a kubelet does.
+// pod-spec.ts — coderd as the Coder stand-in process; coder-metrics images,
+// with `containers` set, as containers of the image `make image` built (podman
+// + runc: the image's entrypoint, the Pod's args, env, user, read-only root and
+// volumes), otherwise as `node controller/cli.ts …` from the sources — with
+// ConfigMap, Secret, downward API and projected (ServiceAccount token) volumes
+// materialised into a directory per volume and kept up to date (a container
+// gets that directory bind-mounted), emptyDirs as empty directories; probes
+// httpGet readiness against the Pod IP; restarts exited containers with a
+// backoff; reports phase, IPs, conditions and container states through
+// pods/status; and, when a Pod is deleted, stops its containers and finishes
+// the deletion (grace period 0), as a kubelet does.
 //
 // One loop, level-triggered: every `syncIntervalMs` it lists the Pods and
 // converges each one. Small on purpose; it is not a kubelet beyond that.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
+import type {
+  V1Container,
+  V1KeyToPath,
+  V1Pod,
+  V1ServiceAccountTokenProjection,
+  V1Volume,
+} from "@kubernetes/client-node";
 import * as k8s from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
 import { openPodNetwork, type PodNetwork } from "./pod-network.ts";
-import { type ContainerPlan, planContainer, probePort, resolveEnv } from "./pod-spec.ts";
+import {
+  containersLabelled,
+  type ImageFacts,
+  inspectImage,
+  kubeletLabel,
+  podmanVersion,
+  type Reaper,
+  startReaper,
+  stopContainer,
+} from "./podman.ts";
+import {
+  type ContainerPlan,
+  coderMetricsImage,
+  fieldValue,
+  type LocalImage,
+  localImageRef,
+  planContainer,
+  podmanRunArgs,
+  probePort,
+  resolveEnv,
+} from "./pod-spec.ts";
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 
@@ -35,12 +77,52 @@ export interface KubeletOptions {
   coderWorkspaces?: number;
   syncIntervalMs?: number;
   log?: (line: string) => void;
+  /**
+   * Run coder-metrics images as containers (podman), from local images; unset:
+   * run them from the sources as processes (the fallback, see runtime.ts).
+   */
+  containers?: ContainerRuntimeOptions;
+}
+
+export interface ContainerRuntimeOptions {
+  /**
+   * A Pod image's repository → the local repository to run instead, same tag:
+   * ghcr.io/coder-metrics/coder-metrics:0.1.0 runs localhost/coder-metrics:0.1.0.
+   */
+  localRepositories: Record<string, string>;
+  /**
+   * Local image name → the image id this run uses for it, taken when the run
+   * started: a build from another checkout that retags the name meanwhile
+   * (the machine's image storage is shared) does not swap it midway.
+   */
+  pinned?: Record<string, string>;
+  /** The value of this run's container label (default: <node name>-<random>). */
+  runId?: string;
+}
+
+/** A file of a volume: its content and mode. */
+interface VolumeFile {
+  content: string;
+  mode: number;
+}
+
+/** A volume's directory and whether it could be set up (a missing ConfigMap, no token yet). */
+interface VolumeState {
+  dir: string;
+  ready: boolean;
+  message?: string;
 }
 
 interface RunningContainer {
   name: string;
   plan: ContainerPlan;
+  /** The process, or for a container its attached `podman run`. */
   child: ChildProcess | undefined;
+  /** A container's name in podman, and where podman writes its id. */
+  podmanName?: string;
+  cidfile?: string;
+  containerId?: string;
+  imageId?: string;
   startedAt: string | undefined;
   restarts: number;
   /** Do not restart before this time (crash-loop backoff). */
@@ -60,6 +142,8 @@ interface PodState {
   /** Last status sent, to patch only on change. */
   lastStatus: string;
   stopping: boolean;
+  /** Projected ServiceAccount tokens by volume/path, and when to renew each. */
+  tokens: Map<string, { token: string; renewAt: number }>;
 }
 
 export class ProcessKubelet {
@@ -71,6 +155,12 @@ export class ProcessKubelet {
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** With `containers`: the value of `io.coder-metrics.process-kubelet` on this run's containers. */
+  readonly runId: string | undefined;
+  private reaper: Reaper | undefined;
+  private runtimeVersion = "process://node";
+  /** Local images found so far (an absent one is looked up again on the next sync). */
+  private readonly images = new Map<string, ImageFacts>();
 
   private constructor(options: KubeletOptions, network: PodNetwork) {
     this.options = options;
@@ -78,15 +168,22 @@ export class ProcessKubelet {
     this.nodeName = options.nodeName ?? "process-kubelet";
     this.config = new k8s.KubeConfig();
     this.config.loadFromFile(options.kubeconfigPath);
+    this.runId = options.containers
+      ? (options.containers.runId ?? `${this.nodeName}-${randomBytes(4).toString("hex")}`)
+      : undefined;
   }
 
   static async start(options: KubeletOptions): Promise<ProcessKubelet> {
     mkdirSync(options.dir, { recursive: true });
     const kubelet = new ProcessKubelet(options, openPodNetwork(options.podCidr));
     try {
+      if (kubelet.runId !== undefined) kubelet.runtimeVersion = `podman://${await podmanVersion()}`;
+      // Ends what this kubelet started if its process ends without stop().
+      kubelet.reaper = startReaper(kubelet.runId, options.dir);
       await kubelet.registerNode();
     } catch (err) {
       kubelet.network.close();
+      await kubelet.reaper?.close(true);
       throw err;
     }
     kubelet.schedule();
@@ -100,7 +197,11 @@ export class ProcessKubelet {
     return undefined;
   }
 
-  /** Stops every process and the sync loop; Pods stay in the API (the Node is gone with the cluster). */
+  /**
+   * Stops every container and the sync loop; Pods stay in the API (the Node is
+   * gone with the cluster). With containers, it fails when podman still lists
+   * one of this run's containers afterwards.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -108,6 +209,15 @@ export class ProcessKubelet {
     await Promise.all([...this.pods.values()].map((p) => this.stopPod(p)));
     this.pods.clear();
     this.network.close();
+    await this.reaper?.close(true);
+    if (this.runId !== undefined) {
+      const left = await containersLabelled(kubeletLabel, this.runId);
+      if (left.length > 0) {
+        throw new Error(
+          `process kubelet: podman still lists ${left.length} container(s) labelled ${kubeletLabel}=${this.runId}: ${left.join(" ")}`,
+        );
+      }
+    }
   }
 
   private log(message: string, fields: Record<string, unknown> = {}): void {
@@ -184,7 +294,7 @@ export class ProcessKubelet {
             kubeProxyVersion: "",
             operatingSystem: "linux",
             architecture: process.arch === "x64" ? "amd64" : process.arch,
-            containerRuntimeVersion: "process://node",
+            containerRuntimeVersion: this.runtimeVersion,
             osImage: "process kubelet",
             kernelVersion: "",
             machineID: "",
@@ -255,7 +365,7 @@ export class ProcessKubelet {
     const name = pod.metadata?.name ?? "";
     let state = this.pods.get(uid);
     if (pod.metadata?.deletionTimestamp) {
-      if (state) await this.stopPod(state);
+      if (state) await this.stopPod(state, pod);
       // Processes are gone: finish the deletion the way a kubelet does.
       const r = await this.api("DELETE", `/api/v1/namespaces/${namespace}/pods/${name}`, {
         apiVersion: "v1",
@@ -283,19 +393,21 @@ export class ProcessKubelet {
         containers: [],
         lastStatus: "",
         stopping: false,
+        tokens: new Map(),
       };
       this.pods.set(uid, state);
       this.log("pod admitted", { pod: `${namespace}/${name}`, ip });
     }
-    const mounts = await this.syncVolumes(pod, state);
-    const waitingForToken = (c: RunningContainer) =>
-      !c.plan.ok && c.plan.reason === "NoCredentials";
+    const volumes = await this.syncVolumes(pod, state);
+    // Reasons that can pass: a ServiceAccount or ConfigMap created later, `make image` run since.
+    const waiting = (c: RunningContainer) =>
+      !c.plan.ok &&
+      ["NoCredentials", "ContainerCreating", "ErrImageNeverPull"].includes(c.plan.reason);
     if (state.containers.length === 0) {
-      state.containers = await this.planContainers(pod, state, mounts);
-    } else if (state.containers.some(waitingForToken)) {
-      // The ServiceAccount may not have existed yet: ask for a token again.
-      const fresh = await this.planContainers(pod, state, mounts);
-      state.containers = state.containers.map((c, i) => (waitingForToken(c) ? (fresh[i] ?? c) : c));
+      state.containers = await this.planContainers(pod, state, volumes);
+    } else if (state.containers.some(waiting)) {
+      const fresh = await this.planContainers(pod, state, volumes);
+      state.containers = state.containers.map((c, i) => (waiting(c) ? (fresh[i] ?? c) : c));
     }
     for (const c of state.containers) this.ensureRunning(state, c);
     await this.probe(pod, state);
@@ -305,31 +417,55 @@ export class ProcessKubelet {
   private async planContainers(
     pod: V1Pod,
     state: PodState,
-    mounts: Map<string, string>,
+    volumes: Map<string, VolumeState>,
   ): Promise<RunningContainer[]> {
     const spec = pod.spec;
-    const kubeconfigPath = spec?.containers.some((c) => (c.args ?? [])[0] === "controller")
-      ? await this.serviceAccountKubeconfig(pod, state)
-      : undefined;
+    const containers = this.options.containers;
+    // From the sources, the controller gets its token as a kubeconfig; in a
+    // container, from its projected volume, as in any cluster.
+    const kubeconfigPath =
+      containers === undefined && spec?.containers.some((c) => (c.args ?? [])[0] === "controller")
+        ? await this.serviceAccountKubeconfig(pod, state)
+        : undefined;
     const out: RunningContainer[] = [];
     for (const container of spec?.containers ?? []) {
       const env = await this.containerEnv(pod, container, state.ip);
-      const plan = planContainer({
-        pod,
-        container,
-        podIp: state.ip,
-        env,
-        mounts: (container.volumeMounts ?? []).flatMap((m) => {
-          const dir = mounts.get(m.name);
-          return dir === undefined
-            ? []
-            : [{ mountPath: m.mountPath, dir: m.subPath ? join(dir, m.subPath) : dir }];
-        }),
-        node: this.nodeName,
-        repoRoot,
-        coderWorkspaces: this.options.coderWorkspaces ?? 20,
-        ...(kubeconfigPath ? { kubeconfigPath } : {}),
-      });
+      const unmounted = (container.volumeMounts ?? [])
+        .map((m) => volumes.get(m.name))
+        .find((v) => v !== undefined && !v.ready);
+      const local =
+        containers !== undefined && coderMetricsImage.test(container.image ?? "")
+          ? await this.localImage(container.image ?? "", containers)
+          : undefined;
+      const plan: ContainerPlan =
+        unmounted !== undefined
+          ? { ok: false, reason: "ContainerCreating", message: unmounted.message ?? "" }
+          : planContainer({
+              pod,
+              container,
+              podIp: state.ip,
+              env,
+              mounts: (container.volumeMounts ?? []).flatMap((m) => {
+                const volume = volumes.get(m.name);
+                return volume === undefined
+                  ? []
+                  : [
+                      {
+                        mountPath: m.mountPath,
+                        dir: m.subPath ? join(volume.dir, m.subPath) : volume.dir,
+                        readOnly: m.readOnly === true || readOnlyVolume(pod, m.name),
+                      },
+                    ];
+              }),
+              node: this.nodeName,
+              repoRoot,
+              coderWorkspaces: this.options.coderWorkspaces ?? 20,
+              ...(kubeconfigPath ? { kubeconfigPath } : {}),
+              ...(containers !== undefined
+                ? { runtime: "podman" as const, serviceEnv: this.serviceEnv() }
+                : {}),
+              ...(local !== undefined ? { localImage: local } : {}),
+            });
       if (!plan.ok) {
         this.log("container not runnable", {
           pod: `${state.namespace}/${state.name}`,
@@ -341,6 +477,7 @@ export class ProcessKubelet {
         name: container.name,
         plan,
         child: undefined,
+        ...(local?.found ? { imageId: this.images.get(local.ref)?.digest ?? "" } : {}),
         startedAt: undefined,
         restarts: 0,
         backoffUntil: 0,
@@ -387,6 +524,40 @@ export class ProcessKubelet {
     };
   }
 
+  /** The local image a coder-metrics image runs from (looked up in podman's storage). */
+  private async localImage(
+    image: string,
+    containers: ContainerRuntimeOptions,
+  ): Promise<LocalImage> {
+    const ref = localImageRef(image, containers.localRepositories);
+    if (ref === undefined) return { found: false, ref };
+    const pinned = containers.pinned?.[ref];
+    let facts = this.images.get(ref);
+    if (facts === undefined) {
+      facts = await inspectImage(pinned ?? ref);
+      if (facts === undefined) return { found: false, ref };
+      this.images.set(ref, facts);
+      this.log("image", { image, local: ref, id: facts.id.slice(0, 12), user: facts.user });
+    }
+    return { found: true, ref, ...(pinned ? { id: facts.id } : {}), user: facts.user };
+  }
+
+  /**
+   * What a kubelet puts in every container for in-cluster clients. A real one
+   * names the kubernetes Service's ClusterIP; without kube-proxy here, the API
+   * server's own address (every container shares the test's network namespace).
+   */
+  private serviceEnv(): Record<string, string> {
+    const server = new URL(this.config.getCurrentCluster()?.server ?? "https://127.0.0.1:443");
+    const host = server.hostname.replace(/^\[|\]$/g, "");
+    const port = server.port || "443";
+    return {
+      KUBERNETES_SERVICE_HOST: host,
+      KUBERNETES_SERVICE_PORT: port,
+      KUBERNETES_SERVICE_PORT_HTTPS: port,
+    };
+  }
+
   /** A ConfigMap's or Secret's data as strings; undefined when it does not exist. */
   private async objectData(
     resource: "configmaps" | "secrets",
@@ -405,44 +576,162 @@ export class ProcessKubelet {
     );
   }
 
-  /** Writes each ConfigMap/Secret volume into the pod's folder (atomically, only on change). */
-  private async syncVolumes(pod: V1Pod, state: PodState): Promise<Map<string, string>> {
-    const dirs = new Map<string, string>();
+  /**
+   * Writes each volume's files into the Pod's folder for it (atomically, only on
+   * change): ConfigMap, Secret, downward API and projected volumes; an emptyDir
+   * (or any other kind) is an empty, world-writable folder, as a kubelet makes it.
+   */
+  private async syncVolumes(pod: V1Pod, state: PodState): Promise<Map<string, VolumeState>> {
+    const volumes = new Map<string, VolumeState>();
     for (const volume of pod.spec?.volumes ?? []) {
       const dir = join(state.dir, "volumes", volume.name);
       mkdirSync(dir, { recursive: true });
-      dirs.set(volume.name, dir);
-      const files = await this.volumeFiles(pod, volume);
-      for (const [file, content] of Object.entries(files ?? {}))
-        writeIfChanged(join(dir, file), content);
+      const files = await this.volumeFiles(pod, state, volume);
+      if (files === undefined) {
+        chmodSync(dir, 0o777);
+        volumes.set(volume.name, { dir, ready: true });
+        continue;
+      }
+      for (const [file, { content, mode }] of Object.entries(files.files))
+        writeIfChanged(join(dir, file), content, mode);
+      volumes.set(volume.name, {
+        dir,
+        ready: files.missing === undefined,
+        ...(files.missing !== undefined
+          ? { message: `MountVolume.SetUp failed for volume "${volume.name}": ${files.missing}` }
+          : {}),
+      });
     }
-    return dirs;
+    return volumes;
   }
 
+  /** A volume's files; undefined for a volume that starts empty (emptyDir). */
   private async volumeFiles(
     pod: V1Pod,
+    state: PodState,
     volume: V1Volume,
-  ): Promise<Record<string, string> | undefined> {
+  ): Promise<{ files: Record<string, VolumeFile>; missing?: string } | undefined> {
     const namespace = pod.metadata?.namespace ?? "";
-    const source = volume.configMap
-      ? {
-          data: await this.objectData("configmaps", namespace, volume.configMap.name ?? ""),
-          items: volume.configMap.items,
+    const files: Record<string, VolumeFile> = {};
+    const missing: string[] = [];
+    const add = (
+      data: Record<string, string> | undefined,
+      items: V1KeyToPath[] | undefined,
+      defaultMode: number,
+    ) => {
+      if (data === undefined) return;
+      if (!items?.length) {
+        for (const [k, v] of Object.entries(data)) files[k] = { content: v, mode: defaultMode };
+        return;
+      }
+      for (const item of items) {
+        const v = data[item.key];
+        if (v !== undefined) files[item.path] = { content: v, mode: item.mode ?? defaultMode };
+      }
+    };
+    const object = async (
+      resource: "configmaps" | "secrets",
+      name: string,
+      optional: boolean | undefined,
+    ) => {
+      const data = await this.objectData(resource, namespace, name);
+      if (data === undefined && !optional)
+        missing.push(`${resource === "configmaps" ? "configmap" : "secret"} "${name}" not found`);
+      return data;
+    };
+    const downward = (
+      items: Array<{ path: string; mode?: number; fieldRef?: { fieldPath: string } }>,
+      mode: number,
+    ) => {
+      for (const item of items) {
+        if (item.fieldRef)
+          files[item.path] = {
+            content: fieldValue(pod, item.fieldRef.fieldPath, state.ip, this.nodeName),
+            mode: item.mode ?? mode,
+          };
+      }
+    };
+    if (volume.configMap) {
+      const mode = volume.configMap.defaultMode ?? 0o644;
+      const c = volume.configMap;
+      add(await object("configmaps", c.name ?? "", c.optional), c.items, mode);
+    } else if (volume.secret) {
+      const mode = volume.secret.defaultMode ?? 0o644;
+      const c = volume.secret;
+      add(await object("secrets", c.secretName ?? "", c.optional), c.items, mode);
+    } else if (volume.downwardAPI) {
+      downward(volume.downwardAPI.items ?? [], volume.downwardAPI.defaultMode ?? 0o644);
+    } else if (volume.projected) {
+      const mode = volume.projected.defaultMode ?? 0o644;
+      for (const source of volume.projected.sources ?? []) {
+        if (source.configMap) {
+          const c = source.configMap;
+          add(await object("configmaps", c.name ?? "", c.optional), c.items, mode);
+        } else if (source.secret) {
+          const c = source.secret;
+          add(await object("secrets", c.name ?? "", c.optional), c.items, mode);
+        } else if (source.downwardAPI) {
+          downward(source.downwardAPI.items ?? [], mode);
+        } else if (source.serviceAccountToken) {
+          const path = source.serviceAccountToken.path;
+          const token = await this.projectedToken(
+            pod,
+            state,
+            `${volume.name}/${path}`,
+            source.serviceAccountToken,
+          );
+          if (token === undefined) missing.push("no ServiceAccount token yet");
+          else files[path] = { content: token, mode };
         }
-      : volume.secret
-        ? {
-            data: await this.objectData("secrets", namespace, volume.secret.secretName ?? ""),
-            items: volume.secret.items,
-          }
-        : undefined;
-    if (source?.data === undefined) return undefined;
-    if (!source.items?.length) return source.data;
-    const files: Record<string, string> = {};
-    for (const item of source.items) {
-      const v = source.data[item.key];
-      if (v !== undefined) files[item.path] = v;
+      }
+    } else {
+      return undefined;
     }
-    return files;
+    return { files, ...(missing.length > 0 ? { missing: missing.join("; ") } : {}) };
+  }
+
+  /**
+   * A ServiceAccount token bound to the Pod (TokenRequest), renewed after 80% of
+   * its lifetime, as the kubelet's token manager does.
+   */
+  private async projectedToken(
+    pod: V1Pod,
+    state: PodState,
+    key: string,
+    projection: V1ServiceAccountTokenProjection,
+  ): Promise<string | undefined> {
+    const held = state.tokens.get(key);
+    if (held !== undefined && Date.now() < held.renewAt) return held.token;
+    const sa = pod.spec?.serviceAccountName ?? "default";
+    const seconds = projection.expirationSeconds ?? 3600;
+    const r = await this.api(
+      "POST",
+      `/api/v1/namespaces/${state.namespace}/serviceaccounts/${sa}/token`,
+      {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: {
+          ...(projection.audience ? { audiences: [projection.audience] } : {}),
+          expirationSeconds: seconds,
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", name: state.name, uid: state.uid },
+        },
+      },
+    );
+    if (r.status >= 300) {
+      this.log("token request failed", {
+        pod: `${state.namespace}/${state.name}`,
+        status: r.status,
+        body: r.body,
+      });
+      return held?.token;
+    }
+    const status = (r.body as { status: { token: string; expirationTimestamp?: string } }).status;
+    const expires = status.expirationTimestamp
+      ? Date.parse(status.expirationTimestamp)
+      : Date.now() + seconds * 1000;
+    const now = Date.now();
+    state.tokens.set(key, { token: status.token, renewAt: now + 0.8 * (expires - now) });
+    return status.token;
   }
 
   /** The Pod's ServiceAccount as a kubeconfig: a TokenRequest bound to the Pod, and the cluster's CA. */
@@ -499,16 +788,46 @@ export class ProcessKubelet {
   private ensureRunning(state: PodState, c: RunningContainer): void {
     if (!c.plan.ok || c.child !== undefined || state.stopping || Date.now() < c.backoffUntil)
       return;
-    const { command, args, env } = c.plan.process;
     const logPath = join(state.dir, `${c.name}.log`);
     const log = openSync(logPath, "a");
-    const child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", log, log] });
+    let child: ChildProcess;
+    if (c.plan.container !== undefined) {
+      // The real kubelet's (dockershim's) container name: k8s_<container>_<pod>_<namespace>_<uid>_<attempt>.
+      c.podmanName = `k8s_${c.name}_${state.name}_${state.namespace}_${state.uid}_${c.restarts}`;
+      c.cidfile = join(state.dir, `${c.name}.cid`);
+      c.containerId = undefined;
+      rmSync(c.cidfile, { force: true });
+      const args = podmanRunArgs(c.plan.container, {
+        name: c.podmanName,
+        cidfile: c.cidfile,
+        labels: {
+          [kubeletLabel]: this.runId ?? "",
+          "io.kubernetes.pod.namespace": state.namespace,
+          "io.kubernetes.pod.name": state.name,
+          "io.kubernetes.pod.uid": state.uid,
+          "io.kubernetes.container.name": c.name,
+        },
+      });
+      child = spawn("podman", args, { cwd: repoRoot, stdio: ["ignore", log, log] });
+    } else {
+      const { command, args, env } = c.plan.process;
+      child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", log, log] });
+      const pid = child.pid;
+      if (pid !== undefined) {
+        this.reaper?.track(pid);
+        child.once("exit", () => this.reaper?.untrack(pid));
+      }
+    }
+    closeSync(log); // the child has its own copy
     c.child = child;
     c.startedAt = new Date().toISOString();
     c.ready = false;
     this.log("container started", {
       pod: `${state.namespace}/${state.name}`,
       container: c.name,
+      ...(c.podmanName
+        ? { podman: c.podmanName, image: c.plan.container?.imageName, id: c.plan.container?.image }
+        : {}),
       pid: child.pid,
       log: logPath,
     });
@@ -553,7 +872,15 @@ export class ProcessKubelet {
           () => undefined,
         );
         await response?.body?.cancel().catch(() => undefined);
-        c.ready = response !== undefined && response.status >= 200 && response.status < 400;
+        const ready = response !== undefined && response.status >= 200 && response.status < 400;
+        if (ready && !c.ready && c.startedAt !== undefined) {
+          this.log("container ready", {
+            pod: `${state.namespace}/${state.name}`,
+            container: c.name,
+            startToReadyMs: Date.now() - Date.parse(c.startedAt),
+          });
+        }
+        c.ready = ready;
       }),
     );
   }
@@ -574,11 +901,22 @@ export class ProcessKubelet {
           },
         };
       } else containerState = { waiting: { reason: "ContainerCreating" } };
+      const id = this.containerId(c);
       return {
         name: c.name,
         image,
-        imageID: c.plan.ok ? `process://${c.plan.kind}` : "",
-        ...(c.child?.pid ? { containerID: `process://${c.child.pid}` } : {}),
+        imageID: !c.plan.ok
+          ? ""
+          : c.plan.container
+            ? `${c.plan.container.imageName.replace(/:[^:/]*$/, "")}@${c.imageId ?? ""}`
+            : `process://${c.plan.kind}`,
+        ...(c.plan.ok && c.plan.container
+          ? id !== undefined
+            ? { containerID: `podman://${id}` }
+            : {}
+          : c.child?.pid
+            ? { containerID: `process://${c.child.pid}` }
+            : {}),
         ready: c.ready,
         started: c.child !== undefined,
         restartCount: c.restarts,
@@ -656,15 +994,36 @@ export class ProcessKubelet {
       });
   }
 
-  private async stopPod(state: PodState): Promise<void> {
+  /** A container's podman id, once podman has written it. */
+  private containerId(c: RunningContainer): string | undefined {
+    if (c.containerId === undefined && c.cidfile !== undefined && c.child !== undefined) {
+      try {
+        c.containerId = readFileSync(c.cidfile, "utf8").trim() || undefined;
+      } catch {
+        // not created yet
+      }
+    }
+    return c.containerId;
+  }
+
+  private async stopPod(state: PodState, pod?: V1Pod): Promise<void> {
     state.stopping = true;
+    // The Pod's grace period, at most 10s here (the test waits on it).
+    const grace = Math.min(
+      10,
+      pod?.metadata?.deletionGracePeriodSeconds ?? pod?.spec?.terminationGracePeriodSeconds ?? 10,
+    );
     await Promise.all(
       state.containers.map(async (c) => {
         const child = c.child;
+        if (c.podmanName !== undefined) {
+          await stopContainer(c.podmanName, child, grace);
+          return;
+        }
         if (child === undefined) return;
         const exited = new Promise<void>((r) => child.once("exit", () => r()));
         child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        const timer = setTimeout(() => child.kill("SIGKILL"), grace * 1000);
         await exited;
         clearTimeout(timer);
       }),
@@ -678,15 +1037,25 @@ export class ProcessKubelet {
   }
 }
 
-function writeIfChanged(path: string, content: string): void {
+function writeIfChanged(path: string, content: string, mode: number): void {
   try {
-    if (readFileSync(path, "utf8") === content) return;
+    if (readFileSync(path, "utf8") === content) {
+      if ((statSync(path).mode & 0o777) !== mode) chmodSync(path, mode);
+      return;
+    }
   } catch {
     // new file
   }
   // Write-then-rename, so a reader never sees half a file (the exporter watches the folder).
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
+  writeFileSync(tmp, content, { mode });
+  chmodSync(tmp, mode); // past the umask
   renameSync(tmp, path);
+}
+
+/** ConfigMap, Secret, downward API and projected volumes are always mounted read-only by a kubelet. */
+function readOnlyVolume(pod: V1Pod, name: string): boolean {
+  const v = pod.spec?.volumes?.find((x) => x.name === name);
+  return v !== undefined && !!(v.configMap || v.secret || v.downwardAPI || v.projected);
 }

@@ -7,14 +7,17 @@ import type { ManagedProcess } from "../cluster/process.ts";
 import { type ControlPlane, startControlPlane } from "../cluster/control-plane.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../support/crds.ts";
 import { testClients } from "../support/kube.ts";
-import { ProcessKubelet } from "./kubelet.ts";
+import { type ContainerRuntimeOptions, ProcessKubelet } from "./kubelet.ts";
 import { monitoringCrdPlurals, startPrometheusOperator } from "./operator.ts";
+import { containerRuntime } from "./runtime.ts";
 
 export interface LocalStack {
   kubeconfigPath: string;
   controlPlane: ControlPlane;
   kubelet: ProcessKubelet;
   operator: ManagedProcess;
+  /** With coder-metrics from the image: local image name → the id this run uses. */
+  images: Record<string, string> | undefined;
   stop(): Promise<void>;
 }
 
@@ -35,14 +38,23 @@ export async function startLocalStack(options: {
   dir: string;
   keepDir?: boolean;
   coderWorkspaces?: number;
+  /** The value of the label on this run's containers (default: random). */
+  runId?: string;
 }): Promise<LocalStack> {
+  // Before anything starts: a missing image fails fast.
+  const runtime = await containerRuntime();
+  const containers: ContainerRuntimeOptions | undefined =
+    runtime && options.runId ? { ...runtime, runId: options.runId } : runtime;
   const controlPlane = await step(
     "control plane: etcd, kube-apiserver, kube-controller-manager",
     () => startControlPlane({ controllerManager: true, keepDir: options.keepDir ?? false }),
   );
   const stops: Array<() => Promise<void>> = [() => controlPlane.stop()];
+  // Every step runs; the first failure (e.g. containers left behind) is thrown at the end.
   const stop = async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
+    const errors: unknown[] = [];
+    for (const s of stops.reverse()) await s().catch((err: unknown) => errors.push(err));
+    if (errors.length > 0) throw errors[0];
   };
   try {
     const kubeconfigPath = controlPlane.kubeconfigPath;
@@ -54,21 +66,24 @@ export async function startLocalStack(options: {
         ...monitoringCrdPlurals.map((plural) => installMonitoringCrds(clients, [plural])),
       ]);
     });
-    const kubelet = await step("process kubelet (Node process-kubelet)", () =>
-      ProcessKubelet.start({
-        kubeconfigPath,
-        dir: join(options.dir, "kubelet"),
-        ...(options.coderWorkspaces ? { coderWorkspaces: options.coderWorkspaces } : {}),
-      }),
+    const kubelet = await step(
+      `process kubelet (Node process-kubelet; coder-metrics ${containers ? "from the image, with podman" : "from the sources"})`,
+      () =>
+        ProcessKubelet.start({
+          kubeconfigPath,
+          dir: join(options.dir, "kubelet"),
+          ...(options.coderWorkspaces ? { coderWorkspaces: options.coderWorkspaces } : {}),
+          ...(containers ? { containers } : {}),
+        }),
     );
     stops.splice(1, 0, () => kubelet.stop());
     const operator = await step("Prometheus Operator (out of cluster)", () =>
       startPrometheusOperator(kubeconfigPath, join(options.dir, "operator")),
     );
     stops.push(() => operator.stop());
-    return { kubeconfigPath, controlPlane, kubelet, operator, stop };
+    return { kubeconfigPath, controlPlane, kubelet, operator, images: containers?.pinned, stop };
   } catch (err) {
-    await stop();
+    await stop().catch(() => undefined);
     throw err;
   }
 }

@@ -8,7 +8,13 @@ import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import type { Condition } from "../../controller/api/v1alpha1.ts";
 import { kubeFetch } from "../../controller/operator/kube-fetch.ts";
-import { chartDir, helmBinary, repoRoot } from "../support/helm.ts";
+import {
+  helmBinary,
+  type PackagedChart,
+  packageChart,
+  repoRoot,
+  unstampedServer,
+} from "../support/helm.ts";
 import { eventually, type TestClients } from "../support/kube.ts";
 
 /** Labels Coder's Helm chart puts on its Deployment and pods. */
@@ -67,7 +73,33 @@ export async function waitForCondition(
 export interface ControllerRelease {
   release: string;
   namespace: string;
+  /** helm upgrade --reuse-values with `args` (--set …), waiting for the rollout. */
+  upgrade(args: string[]): Promise<void>;
   uninstall(): Promise<void>;
+}
+
+/** `helm package` of the chart, for the cluster KUBECONFIG names (see packageChart). */
+export async function packageForCluster(): Promise<PackagedChart> {
+  const config = new k8s.KubeConfig();
+  config.loadFromDefault();
+  const version = (await kubeFetch(config, "GET", "/version")).body as { gitVersion?: string };
+  return packageChart({ withoutKubeVersion: unstampedServer(version.gitVersion) });
+}
+
+let packaged: PackagedChart | undefined;
+
+/**
+ * The chart as users install it: the package global-setup.ts made for the run
+ * (E2E_CHART_PACKAGE), else one made once per process and removed at its exit.
+ */
+export async function chartPackage(): Promise<string> {
+  if (process.env.E2E_CHART_PACKAGE) return process.env.E2E_CHART_PACKAGE;
+  if (packaged === undefined) {
+    const made = await packageForCluster();
+    packaged = made;
+    process.once("exit", () => made.remove());
+  }
+  return packaged.path;
 }
 
 /** The image the chart runs; E2E_IMAGE=repo:tag overrides it (e.g. a build pushed for a real cluster). */
@@ -103,16 +135,17 @@ export function helmAsync(
   });
 }
 
-/** helm install of charts/coder-metrics, cluster-wide, waiting for the controller Pod to be ready. */
+/** helm install of the packaged chart, cluster-wide, waiting for the controller Pod to be ready. */
 export async function installController(
   namespace: string,
   release = `cm-e2e-${randomBytes(2).toString("hex")}`,
   extraArgs: string[] = [],
 ): Promise<ControllerRelease> {
+  const chart = await chartPackage();
   const args = [
     "install",
     release,
-    chartDir,
+    chart,
     "--namespace",
     namespace,
     "--create-namespace",
@@ -129,6 +162,23 @@ export async function installController(
   return {
     release,
     namespace,
+    upgrade: async (extra) => {
+      const upgrade = [
+        "upgrade",
+        release,
+        chart,
+        "--namespace",
+        namespace,
+        "--reuse-values",
+        "--wait",
+        "--timeout",
+        "180s",
+        ...extra,
+      ];
+      const r = await helmAsync(upgrade);
+      if (r.status !== 0)
+        throw new Error(`helm ${upgrade.join(" ")} exited ${r.status}:\n${r.stderr}`);
+    },
     uninstall: async () => {
       await helmAsync(
         ["uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s"],

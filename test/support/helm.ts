@@ -1,8 +1,10 @@
 // Runs the helm binary the Makefile builds (test/tools/go-tools.sh helm) against
 // charts/coder-metrics, for render tests, the manifests generator and installs.
 import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 
 export const repoRoot = resolve(import.meta.dirname, "../..");
 export const chartDir = join(repoRoot, "charts/coder-metrics");
@@ -48,6 +50,44 @@ export function helmOk(args: string[], options: { input?: string } = {}): string
   if (result.status !== 0)
     throw new Error(`helm ${args.join(" ")} exited ${result.status}: ${result.stderr}`);
   return result.stdout;
+}
+
+export interface PackagedChart {
+  /** The chart archive, coder-metrics-<version>.tgz, as `helm install` takes it. */
+  path: string;
+  version: string;
+  remove(): void;
+}
+
+/**
+ * `helm package` of charts/coder-metrics into a temporary folder: what users
+ * install. `withoutKubeVersion`: packaged from a copy without the kubeVersion
+ * constraint, for an API server built without version stamping (v0.0.0-master,
+ * which no constraint accepts).
+ */
+export function packageChart(options: { withoutKubeVersion?: boolean } = {}): PackagedChart {
+  const dir = mkdtempSync(join(tmpdir(), "coder-metrics-chart-"));
+  let source = chartDir;
+  if (options.withoutKubeVersion) {
+    source = join(dir, "coder-metrics");
+    cpSync(chartDir, source, { recursive: true });
+    const chartYaml = join(source, "Chart.yaml");
+    writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^kubeVersion: .*$/m, ""));
+  }
+  const { version } = parse(readFileSync(join(chartDir, "Chart.yaml"), "utf8")) as {
+    version: string;
+  };
+  helmOk(["package", source, "--destination", dir]);
+  return {
+    path: join(dir, `coder-metrics-${version}.tgz`),
+    version,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Does this API server's /version (gitVersion) need `withoutKubeVersion`? */
+export function unstampedServer(gitVersion: string | undefined): boolean {
+  return gitVersion?.startsWith("v0.0.0") ?? false;
 }
 
 export interface KubeObject {

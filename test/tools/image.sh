@@ -2,7 +2,9 @@
 # usage: image.sh
 # Builds the container image from the Dockerfile, unmodified, with buildah, and
 # tags it coder-metrics:<package.json version> and coder-metrics:dev in the
-# local containers storage (/var/lib/containers, shared with podman). It also
+# local containers storage (/var/lib/containers, shared with podman); prints
+# "coder-metrics:<version> <image id>". It checks that /app holds only
+# package.json, the production node_modules and dist/controller/. It also
 # writes .cache/image/coder-metrics-<version>.oci.tar (an OCI archive, e.g. for
 # `kind load image-archive` or `skopeo copy`). Needs root and Debian: buildah,
 # podman and runc (and debootstrap, for the stand-in below) come from apt.
@@ -236,6 +238,31 @@ log "built $image in $((SECONDS - start))s"
 # The image must start, read-only and as the uid the chart runs it with.
 podman run --rm --network none --read-only --user 65532:65532 "$image" version >/dev/null
 
+# What it ships: /app holds package.json, production node_modules and dist/controller/
+# (tsc output); no build tool or fixture from test/, no dev-only package.
+# (test/unit/release/runtime-package.test.ts checks the build the same way.)
+listing="$(podman run --rm --network none --read-only --user 65532:65532 --entrypoint node "$image" -e '
+const fs = require("node:fs");
+for (const f of fs.readdirSync("/app")) console.log(`app ${f}`);
+for (const f of fs.readdirSync("/app/dist", { recursive: true })) console.log(`dist ${f}`);
+for (const f of fs.readdirSync("/app/node_modules")) {
+  if (!f.startsWith("@")) console.log(`module ${f}`);
+  else for (const g of fs.readdirSync(`/app/node_modules/${f}`)) console.log(`module ${f}/${g}`);
+}
+')"
+# Top-level packages of the production tree, from package-lock.json (dev-only ones are "dev": true).
+prod="$(node -e '
+const lock = require("./package-lock.json");
+for (const [path, p] of Object.entries(lock.packages))
+  if (/^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) && !p.dev) console.log(path.slice("node_modules/".length));
+' | tr '\n' ' ')"
+bad="$(echo "$listing" | awk -v prod=" $prod " '
+  $1 == "app" && $2 !~ /^(package\.json|node_modules|dist)$/ { print; next }
+  $1 == "dist" && ($2 !~ /^controller(\/|$)/ || $2 ~ /print-crd|metrics-reference|manifests|fixture|stand-?in|\.test\.|\.bench\./) { print; next }
+  $1 == "module" && $2 !~ /^\./ && !index(prod, " " $2 " ") { print }')"
+[ -z "$bad" ] || { log "the image ships what it should not:"; echo "$bad" >&2; exit 1; }
+log "$image: /app holds package.json, node_modules ($(echo "$listing" | grep -c '^module ') packages, all of the production tree) and dist/controller ($(echo "$listing" | grep -c '^dist .*\.js$') .js files)"
+
 id="$(buildah inspect --type image --format '{{.FromImageID}}' "$image")"
 archive="$cache/coder-metrics-$version.oci.tar"
 if [ "$(cat "$archive.id" 2>/dev/null)" != "$id" ]; then
@@ -245,4 +272,6 @@ if [ "$(cat "$archive.id" 2>/dev/null)" != "$id" ]; then
 fi
 size="$(podman image inspect --format '{{.Size}}' "$image")"
 log "$image: id ${id:0:12}, $((size / 1000000)) MB; OCI archive $archive"
-echo "$image"
+# The name and the id of this build: the id stays this build's while the name may
+# be retagged by a later build (make e2e runs the id, see the Makefile).
+echo "$image $id"

@@ -4,7 +4,10 @@
 # afterwards. The e2e suite gives Pods addresses from 198.18.0.0/15 made local
 # with a route; inside a namespace made for the run, that route and all the
 # traffic to those addresses stay with the test and never touch the host's
-# network. Needs root (CAP_NET_ADMIN). Against an existing cluster
+# network. Needs root (CAP_NET_ADMIN). It enters only the network namespace
+# (nsenter --net), not `ip netns exec`'s fresh /sys: podman's runc needs the
+# machine's cgroup mounts under /sys/fs/cgroup to start the image's containers,
+# which join this namespace with --network host. Against an existing cluster
 # (USE_EXISTING_CLUSTER=true) the command runs as is: it must reach that cluster.
 set -euo pipefail
 if [ "${USE_EXISTING_CLUSTER:-}" = true ] || [ -n "${CODER_METRICS_NETNS:-}" ]; then
@@ -15,6 +18,6 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 ip -n "$ns" link set lo up
 set +e
-CODER_METRICS_NETNS="$ns" ip netns exec "$ns" "$@"
+CODER_METRICS_NETNS="$ns" nsenter --net="/run/netns/$ns" "$@"
 rc=$?
 exit $rc

@@ -1,13 +1,13 @@
-// The chart and manifests/ against a real kube-apiserver: helm install,
-// upgrade and uninstall work; the CRD is served; the examples are accepted; the
+// The chart, packaged as users get it (`helm package` → `helm install
+// ./coder-metrics-<version>.tgz`), and manifests/ against a real kube-apiserver:
+// helm install, upgrade and uninstall work; the CRD is served; the examples are accepted; the
 // controller's Pod and the sidecar it injects are admitted under Pod Security
 // Standards "restricted". (Without kube-controller-manager no Pod is created
 // from the Deployment, so Pods are checked with dryRun=All.)
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { V1Container, V1Deployment, V1PodSpec } from "@kubernetes/client-node";
 import { resolveSpec } from "../../../controller/api/defaults.ts";
@@ -15,20 +15,32 @@ import { parseCoderAddress } from "../../../controller/desired/coder-address.ts"
 import { exporterContainer, exporterVolumes } from "../../../controller/desired/coderd.ts";
 import { kubeFetch, type KubeResponse } from "../../../controller/operator/kube-fetch.ts";
 import { installMonitoringCrds } from "../../support/crds.ts";
-import { chartDir, helm, type KubeObject, parseManifests, repoRoot } from "../../support/helm.ts";
+import {
+  helm,
+  type KubeObject,
+  type PackagedChart,
+  packageChart,
+  parseManifests,
+  repoRoot,
+  unstampedServer,
+} from "../../support/helm.ts";
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
 import { manifestsPath } from "../../tools/manifests.ts";
 
 const clients = testClients();
+const packageVersion = (
+  JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }
+).version;
 const restricted = { "pod-security.kubernetes.io/enforce": "restricted" };
 
-let chart = chartDir;
+// What users install: `helm package` → `helm install ./coder-metrics-<version>.tgz`.
+let packaged: PackagedChart | undefined;
+let chart = "";
 before(async () => {
-  chart = await installableChart();
+  packaged = await installableChart();
+  chart = packaged.path;
 });
-after(() => {
-  if (chart !== chartDir) rmSync(chart, { recursive: true, force: true });
-});
+after(() => packaged?.remove());
 before(async () => {
   // The ServiceMonitor and PrometheusRule the chart can render need their CRDs.
   await installMonitoringCrds(clients, [
@@ -110,23 +122,21 @@ async function dryRunPod(
 }
 
 /**
- * The chart to install. kube-apiserver built from source without version
- * stamping (test/tools/go-tools.sh) reports v0.0.0-master, which no kubeVersion
- * constraint accepts; against such a server, install a copy without it.
+ * The chart to install, packaged. kube-apiserver built from source without
+ * version stamping reports v0.0.0-master, which no kubeVersion constraint
+ * accepts; against such a server, the package is made from a copy without it.
  */
-async function installableChart(): Promise<string> {
+async function installableChart(): Promise<PackagedChart> {
   const version = (await get("/version")).body as { gitVersion?: string };
-  if (!version.gitVersion?.startsWith("v0.0.0")) return chartDir;
-  const copy = mkdtempSync(join(tmpdir(), "coder-metrics-chart-"));
-  cpSync(chartDir, copy, { recursive: true });
-  const chartYaml = join(copy, "Chart.yaml");
-  const text = readFileSync(chartYaml, "utf8");
-  assert.match(text, /^kubeVersion: .*$/m);
-  writeFileSync(chartYaml, text.replace(/^kubeVersion: .*$/m, ""));
-  process.stderr.write(
-    `chart: kube-apiserver reports ${version.gitVersion}; installing a copy without kubeVersion\n`,
-  );
-  return copy;
+  const withoutKubeVersion = unstampedServer(version.gitVersion);
+  if (withoutKubeVersion) {
+    process.stderr.write(
+      `chart: kube-apiserver reports ${version.gitVersion}; packaging a copy without kubeVersion\n`,
+    );
+  }
+  const result = packageChart({ withoutKubeVersion });
+  assert.equal(basename(result.path), `coder-metrics-${packageVersion}.tgz`);
+  return result;
 }
 
 function releaseName(): string {

@@ -6,7 +6,7 @@
 // covers CoderMetrics, through the chart's aggregated ClusterRoles.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
@@ -16,30 +16,30 @@ import { findBinaries } from "../../cluster/binaries.ts";
 import { startControllerManager } from "../../cluster/control-plane.ts";
 import { installCoderMetricsCrd, installMonitoringCrds } from "../../support/crds.ts";
 import { startController } from "../../support/controller.ts";
-import { chartDir, helm } from "../../support/helm.ts";
+import { helm, type PackagedChart, packageChart, unstampedServer } from "../../support/helm.ts";
 import { eventually, freshNamespace, testClients } from "../../support/kube.ts";
 import { createCoderDeployment } from "../../support/coder-deployment.ts";
 
 const clients = testClients();
 const work = mkdtempSync(join(tmpdir(), "coder-metrics-rbac-"));
-let chart = chartDir;
+// What users install: the chart as `helm package` makes it.
+let chart: PackagedChart | undefined;
 
 before(async () => {
   await installCoderMetricsCrd(clients);
   await installMonitoringCrds(clients, ["servicemonitors", "podmonitors", "prometheuses"]);
-  // kube-apiserver built without version stamping reports v0.0.0-master, which
-  // no kubeVersion constraint accepts: install a copy of the chart without it.
   const version = (await kubeFetch(clients.config, "GET", "/version")).body as {
     gitVersion?: string;
   };
-  if (version.gitVersion?.startsWith("v0.0.0")) {
-    chart = join(work, "chart");
-    cpSync(chartDir, chart, { recursive: true });
-    const chartYaml = join(chart, "Chart.yaml");
-    writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^kubeVersion: .*$/m, ""));
-  }
+  chart = packageChart({ withoutKubeVersion: unstampedServer(version.gitVersion) });
 });
+after(() => chart?.remove());
 after(() => rmSync(work, { recursive: true, force: true }));
+
+function chartPath(): string {
+  assert.ok(chart, "the chart was packaged");
+  return chart.path;
+}
 
 function ok(response: KubeResponse, what: string): void {
   assert.ok(
@@ -55,7 +55,7 @@ async function installAs(
   values: string[],
 ): Promise<{ kubeconfigPath: string; user: string }> {
   const release = `cm-${randomBytes(3).toString("hex")}`;
-  const result = helm(["install", release, chart, "--namespace", namespace, ...values]);
+  const result = helm(["install", release, chartPath(), "--namespace", namespace, ...values]);
   assert.equal(result.status, 0, result.stderr);
   t.after(() => helm(["uninstall", release, "--namespace", namespace]));
   const serviceAccount = `${release}-coder-metrics`;
