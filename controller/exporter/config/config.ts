@@ -41,11 +41,12 @@
 //
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
-import { parseDocument } from "yaml";
+import { isMap, parseDocument } from "yaml";
 import { deprecatedMetrics, WORKSPACE_LABELS } from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
 import { isValidLabelName } from "../model/model.ts";
 import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relabel/relabel.ts";
+import { goScalarsInRules } from "../relabel/yaml-scalars.ts";
 
 export type { ConfigError } from "../relabel/relabel.ts";
 
@@ -107,6 +108,9 @@ export function parseExporterConfig(text: string): ConfigResult {
       })),
     };
   }
+  // Rules read as Prometheus reads them (plain scalars, YAML 1.1 integers).
+  const root = doc.contents;
+  goScalarsInRules(isMap(root) ? root.get("metric_relabel_configs", true) : root);
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });

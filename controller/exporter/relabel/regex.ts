@@ -1,6 +1,7 @@
-// Fully anchored RE2 regexes for relabeling (via re2js: linear time, so a
-// user's `(a+)+$` cannot stall a scrape), plus Go's regexp.Expand template
-// semantics for `$1`, `${1}`, `${name}`.
+// Relabel regexes compiled as Prometheus 3 compiles them (relabel.NewRegexp:
+// `^(?s:` + regex + `)$`, so anchored at both ends and `.` matching a newline),
+// as RE2 via re2js (linear time, so a user's `(a+)+$` cannot stall a scrape),
+// plus Go's regexp.Expand template semantics for `$1`, `${1}`, `${name}`.
 //
 // Matching is the hot path of relabeling, so each Regex:
 //   - recognises trivial patterns (`(.*)`, a literal, `a|b|c`, `prefix.*`)
@@ -37,7 +38,9 @@ export class Regex {
   /** Throws RE2JS syntax errors; use compileRegex for a value-typed result. */
   constructor(source: string) {
     this.source = source;
-    this.re = RE2JS.compile(`^(?:${source})$`);
+    // The same text Prometheus compiles: a source like `a)|(b` escapes the
+    // group here exactly as it does there.
+    this.re = RE2JS.compile(`^(?s:${source})$`);
     this.groupCount = this.re.groupCount();
     this.names = { ...this.re.namedGroups() };
     this.#matchAll = source === "(.*)" || source === ".*";
@@ -54,10 +57,9 @@ export class Regex {
 
   /** Whether the whole input matches. */
   test(input: string): boolean {
-    if (this.#matchAll) return input.indexOf("\n") < 0;
+    if (this.#matchAll) return true;
     if (this.#literals !== undefined) return this.#literals.has(input);
-    if (this.#prefix !== undefined)
-      return input.startsWith(this.#prefix) && input.indexOf("\n") < 0;
+    if (this.#prefix !== undefined) return input.startsWith(this.#prefix);
     if (input === this.#lastTestInput) return this.#lastTest;
     const memo = this.#testMemo;
     let ok = memo.get(input);
@@ -74,7 +76,6 @@ export class Regex {
   /** Submatch indexes of a whole-input match, or null. */
   match(input: string): Match | null {
     if (this.#matchAll && this.groupCount === (this.source === "(.*)" ? 1 : 0)) {
-      if (input.indexOf("\n") >= 0) return null;
       return this.groupCount === 1 ? [0, input.length, 0, input.length] : [0, input.length];
     }
     if (input === this.#lastMatchInput) return this.#lastMatch;
@@ -131,7 +132,7 @@ function literalAlternatives(src: string): Set<string> | undefined {
   return new Set(parts);
 }
 
-/** `literal.*` → "literal" (a prefix test; `.` excludes newlines). */
+/** `literal.*` → "literal" (a prefix test; `.` matches newlines too). */
 function literalPrefixStar(src: string): string | undefined {
   if (!src.endsWith(".*")) return undefined;
   const lit = src.slice(0, -2);

@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { constants, gzip } from "node:zlib";
 import type { Logger } from "../../common/log.ts";
 import type { SelfMetrics, UpstreamErrorReason } from "../self-metrics.ts";
-import { ParseError } from "../model/model.ts";
+import { InvalidSeriesError, ParseError } from "../model/model.ts";
 import { TEXT_CONTENT_TYPE } from "../serialize/serialize.ts";
 import type { Pipeline, PipelineStream } from "../pipeline.ts";
 import type { Upstream } from "../upstream/upstream.ts";
@@ -91,10 +91,16 @@ export class Scraper {
           failure = res;
         }
       } catch (err) {
-        failure =
-          err instanceof ParseError
-            ? { reason: "malformed", message: `malformed payload: ${err.message}` }
-            : { reason: "other", message: `transformation failed: ${String(err)}` };
+        if (err instanceof ParseError) {
+          failure = { reason: "malformed", message: `malformed payload: ${err.message}` };
+        } else if (err instanceof InvalidSeriesError) {
+          // What Prometheus does when it applies the rules itself: the whole
+          // scrape fails (its `up` is 0); here coderd's series go stale alike.
+          metrics.ruleErrors.inc({ reason: "invalid_series" });
+          failure = { reason: "invalid_series", message: err.message };
+        } else {
+          failure = { reason: "other", message: `transformation failed: ${String(err)}` };
+        }
       } finally {
         stream?.abort();
       }
