@@ -69,10 +69,19 @@ export interface PipelineOptions {
   templates?: boolean;
 }
 
+/** What a transformation serves. */
+export interface TransformResult {
+  /** The exposition, names that are not legacy-valid quoted (escaping=allow-utf-8). */
+  body: Buffer;
+  stats: TransformStats;
+  /** Whether `body` has such names: a scraper that did not ask for them needs them escaped. */
+  utf8Names: boolean;
+}
+
 /** A transformation in progress, fed piece by piece (Pipeline.stream). */
 export interface PipelineStream {
   write(chunk: Uint8Array): void;
-  end(): { body: Buffer; stats: TransformStats };
+  end(): TransformResult;
   /** Gives up (the upstream failed): releases what the run holds. */
   abort(): void;
 }
@@ -128,10 +137,7 @@ export class Pipeline {
    * family's samples are alive at a time (memory stays near the payload size
    * and short-lived objects die young). Throws ParseError for malformed input.
    */
-  transform(
-    input: string | Uint8Array,
-    options: ParseOptions = {},
-  ): { body: Buffer; stats: TransformStats } {
+  transform(input: string | Uint8Array, options: ParseOptions = {}): TransformResult {
     const { writer, run, text } = this.#start(input);
     try {
       parseVisit(text, { ...options, shapes: this.scan.shapes }, run);
@@ -139,7 +145,7 @@ export class Pipeline {
     } finally {
       this.#release();
     }
-    return { body: writer.finish(), stats: run.stats };
+    return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
   }
 
   /**
@@ -173,7 +179,7 @@ export class Pipeline {
         } finally {
           close();
         }
-        return { body: writer.finish(), stats: run.stats };
+        return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
       },
       abort: close,
     };

@@ -656,6 +656,7 @@ class Parser {
           ? "untyped"
           : t;
       this.omType = t;
+      this.lastType = t === "histogram" || t === "summary" ? t : "untyped";
       this.curSuffixes = omSuffixes(t);
       return;
     }
@@ -768,7 +769,7 @@ class Parser {
         this.chunkLen += nv;
       }
       const t = this.lastType;
-      if ((t === "histogram" || t === "summary") && !this.om && this.valueCount > 0) {
+      if ((t === "histogram" || t === "summary") && this.valueCount > 0) {
         overrideAt = this.floatLabelIndex(t === "histogram" ? "le" : "quantile", shape);
         if (overrideAt >= 0) {
           override = this.normalizeFloatLabel(overrideAt);
@@ -956,7 +957,7 @@ class Parser {
     if (v === undefined || !Number.isFinite(v))
       this.fail(`invalid timestamp "${s.slice(start, p)}"`);
     this.pos = p;
-    return Math.round(v * 1000);
+    return Math.trunc(v * 1000); // Go's int64(ts * 1000)
   }
 
   /**
@@ -1268,7 +1269,27 @@ function lineOfInvalidUtf8(b: Uint8Array): number {
 
 /** Converts one OpenMetrics family to the 0.0.4 model (gauge histograms become several gauges). */
 function fromOpenMetrics(f: Family, t: OMType): Family[] {
-  const samples = f.samples.filter((s) => !s.name.endsWith("_created") || s.name === f.name);
+  // Prometheus 3 stores `_created` samples as series of their own (unless
+  // its created-timestamp feature is on): they follow as an untyped family.
+  const createdName = `${f.name}_created`;
+  const withCreated = t === "counter" || t === "histogram" || t === "summary";
+  const samples = withCreated ? f.samples.filter((s) => s.name !== createdName) : f.samples;
+  const created: Family[] =
+    withCreated && samples.length !== f.samples.length
+      ? [
+          {
+            name: createdName,
+            type: "untyped",
+            typed: false,
+            help: undefined,
+            samples: f.samples.filter((s) => s.name === createdName),
+          },
+        ]
+      : [];
+  return [...convertOpenMetrics(f, t, samples), ...created];
+}
+
+function convertOpenMetrics(f: Family, t: OMType, samples: Sample[]): Family[] {
   switch (t) {
     case "counter":
       return [{ ...f, name: samples.length > 0 ? `${f.name}_total` : f.name, samples }];

@@ -25,8 +25,6 @@ export { formatGoFloat };
 /** The name escaping schemes of the text format's Content-Type (model.EscapingScheme). */
 export type Escaping = "allow-utf-8" | "underscores" | "dots" | "values";
 
-export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
 const NEEDS_HELP_ESCAPE = /[\\\n]/;
 
 export function escapeLabelValue(v: string): string {

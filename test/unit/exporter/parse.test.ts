@@ -289,7 +289,9 @@ describe("parse: rejected input carries line and reason", () => {
 });
 
 describe("parse: OpenMetrics", () => {
-  it("converts counters, drops _created and exemplars, converts timestamps to ms", () => {
+  // Prometheus 3 stores _created samples as series (its created-timestamp
+  // feature is off by default) and truncates timestamps to milliseconds.
+  it("converts counters, keeps _created as series, drops exemplars, timestamps to ms", () => {
     const input =
       "# TYPE req counter\n# HELP req Requests.\n# UNIT req requests\n" +
       'req_total{code="200"} 5 1700000000.5 # {trace_id="abc"} 1 1700000000\n' +
@@ -303,6 +305,11 @@ describe("parse: OpenMetrics", () => {
         samples: [
           { name: "req_total", labels: { code: "200" }, value: 5, timestamp: 1700000000500 },
         ],
+      },
+      {
+        name: "req_created",
+        type: "untyped",
+        samples: [{ name: "req_created", labels: { code: "200" }, value: 1600000000 }],
       },
       { name: "up", type: "gauge", samples: [{ name: "up", labels: {}, value: 1 }] },
     ]);

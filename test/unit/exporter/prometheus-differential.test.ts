@@ -9,7 +9,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { PARSE_CASES, RELABEL_CASES } from "../../fixtures/prometheus-differential/cases.ts";
+import {
+  OPENMETRICS_CASES,
+  PARSE_CASES,
+  RELABEL_CASES,
+} from "../../fixtures/prometheus-differential/cases.ts";
 import {
   type DiffCase,
   type Difference,
@@ -52,6 +56,11 @@ describe("the exporter does what Prometheus does", () => {
   it("case table: text-format edge cases through the pipeline", () => {
     const cases = PARSE_CASES.map((c): DiffCase => ({ ...c, rules: [] }));
     const diffs = relabelDifferences(cases);
+    assert.equal(diffs.length, 0, report(diffs, 100));
+  });
+
+  it("case table: OpenMetrics input", () => {
+    const diffs = relabelDifferences(OPENMETRICS_CASES);
     assert.equal(diffs.length, 0, report(diffs, 100));
   });
 
