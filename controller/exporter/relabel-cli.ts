@@ -59,7 +59,9 @@ export async function runRelabel(args: string[]): Promise<number> {
       throw new UsageError(`--format must be prometheus or openmetrics, got "${f.format}"`);
     }
     if (!ESCAPINGS.includes(f.escaping as Escaping)) {
-      throw new UsageError(`--escaping must be one of ${ESCAPINGS.join(", ")}, got "${f.escaping}"`);
+      throw new UsageError(
+        `--escaping must be one of ${ESCAPINGS.join(", ")}, got "${f.escaping}"`,
+      );
     }
     max = parseSize("max-body-bytes", f["max-body-bytes"]!);
   } catch (err) {

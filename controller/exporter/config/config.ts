@@ -44,8 +44,12 @@
 import { isMap, parseDocument } from "yaml";
 import { deprecatedMetrics, WORKSPACE_LABELS } from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
-import { isValidLabelName } from "../model/model.ts";
-import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relabel/relabel.ts";
+import {
+  type ConfigError,
+  compileRelabelRule,
+  isValidUtf8Name,
+  type RelabelRule,
+} from "../relabel/relabel.ts";
 import { goScalarsInRules } from "../relabel/yaml-scalars.ts";
 
 export type { ConfigError } from "../relabel/relabel.ts";
@@ -236,8 +240,9 @@ function globList(v: unknown, path: string, errors: ConfigError[]): string[] {
 }
 
 function labelList(v: unknown, path: string, errors: ConfigError[]): string[] {
+  // UTF-8 label names, as Prometheus 3 validates them (`http.route` is one).
   return stringList(v, path, errors, (s) =>
-    isValidLabelName(s) && s !== "__name__"
+    isValidUtf8Name(s) && s !== "__name__"
       ? undefined
       : `${JSON.stringify(s)} is not a valid label name`,
   );

@@ -299,17 +299,35 @@ export class InvalidSeriesError extends Error {
   }
 }
 
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-/** Legacy (text format 0.0.4) metric-name validity. */
-export function isValidMetricName(name: string): boolean {
-  return METRIC_NAME.test(name);
+/**
+ * Legacy (text format 0.0.4) metric-name validity, model.LegacyValidation:
+ * [a-zA-Z_:][a-zA-Z0-9_:]*. Names that fail it are quoted or escaped on output.
+ */
+export function isValidMetricName(n: string): boolean {
+  if (n.length === 0) return false;
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    const ok =
+      (c >= 97 && c <= 122) ||
+      (c >= 65 && c <= 90) ||
+      c === 95 ||
+      c === 58 ||
+      (c >= 48 && c <= 57 && i > 0);
+    if (!ok) return false;
+  }
+  return true;
 }
 
-/** Legacy (text format 0.0.4) label-name validity, as model.LabelName.IsValid. */
-export function isValidLabelName(name: string): boolean {
-  return LABEL_NAME.test(name);
+/** Legacy label-name validity, as model.LabelName.IsValid with LegacyValidation: [a-zA-Z_][a-zA-Z0-9_]*. */
+export function isValidLabelName(n: string): boolean {
+  if (n.length === 0) return false;
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    const ok =
+      (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57 && i > 0);
+    if (!ok) return false;
+  }
+  return true;
 }
 
 /** Number of samples over all families. */

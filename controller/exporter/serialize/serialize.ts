@@ -17,7 +17,14 @@ import {
   isCanonicalFloat,
   parseGoFloatFull,
 } from "../model/float.ts";
-import { type Family, type MetricType, type Sample, UTF8_NAMES } from "../model/model.ts";
+import {
+  type Family,
+  isValidLabelName,
+  isValidMetricName,
+  type MetricType,
+  type Sample,
+  UTF8_NAMES,
+} from "../model/model.ts";
 import { parse } from "../parse/parse.ts";
 
 export { formatGoFloat };
@@ -46,42 +53,14 @@ export function escapeHelp(v: string): string {
   return v.replace(/[\\\n]/g, (c) => (c === "\\" ? "\\\\" : "\\n"));
 }
 
-/** model.LegacyValidation.IsValidMetricName: [a-zA-Z_:][a-zA-Z0-9_:]*. */
-export function isLegacyMetricName(n: string): boolean {
-  if (n.length === 0) return false;
-  for (let i = 0; i < n.length; i++) {
-    const c = n.charCodeAt(i);
-    const ok =
-      (c >= 97 && c <= 122) ||
-      (c >= 65 && c <= 90) ||
-      c === 95 ||
-      c === 58 ||
-      (c >= 48 && c <= 57 && i > 0);
-    if (!ok) return false;
-  }
-  return true;
-}
-
-/** model.LegacyValidation.IsValidLabelName: [a-zA-Z_][a-zA-Z0-9_]*. */
-export function isLegacyLabelName(n: string): boolean {
-  if (n.length === 0) return false;
-  for (let i = 0; i < n.length; i++) {
-    const c = n.charCodeAt(i);
-    const ok =
-      (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57 && i > 0);
-    if (!ok) return false;
-  }
-  return true;
-}
-
 /** A metric name as written: bare when legacy-valid, else quoted. */
 function metricName(n: string): string {
-  return isLegacyMetricName(n) ? n : `"${escapeLabelValue(n)}"`;
+  return isValidMetricName(n) ? n : `"${escapeLabelValue(n)}"`;
 }
 
 /** A label name as written: bare when legacy-valid, else quoted. */
 function labelName(n: string): string {
-  return isLegacyLabelName(n) ? n : `"${escapeLabelValue(n)}"`;
+  return isValidLabelName(n) ? n : `"${escapeLabelValue(n)}"`;
 }
 
 /**
@@ -91,7 +70,7 @@ function labelName(n: string): string {
  * valid name for the 0.0.4 text format.
  */
 export function escapeName(name: string, scheme: Escaping, label: boolean): string {
-  if (scheme === "allow-utf-8" || (label ? isLegacyLabelName(name) : isLegacyMetricName(name))) {
+  if (scheme === "allow-utf-8" || (label ? isValidLabelName(name) : isValidMetricName(name))) {
     return name;
   }
   let out = scheme === "values" ? "U__" : "";
@@ -130,7 +109,7 @@ export function seriesText(s: Sample): string {
 function seriesTextAs(name: string, l: readonly string[], scheme: Escaping): string {
   let t: string;
   let sep: string;
-  if (isLegacyMetricName(name)) {
+  if (isValidMetricName(name)) {
     t = name;
     if (l.length === 0) return t;
     t += "{";
@@ -150,9 +129,9 @@ function seriesTextAs(name: string, l: readonly string[], scheme: Escaping): str
 /** Whether a sample's names need quoting or escaping (see UTF8_NAMES). */
 function hasUtf8Names(s: Sample): boolean {
   if (s.start >= 0) return (s.flags & UTF8_NAMES) !== 0;
-  if (!isLegacyMetricName(s.name)) return true;
+  if (!isValidMetricName(s.name)) return true;
   const l = s.labels;
-  for (let i = 0; i < l.length; i += 2) if (!isLegacyLabelName(l[i]!)) return true;
+  for (let i = 0; i < l.length; i += 2) if (!isValidLabelName(l[i]!)) return true;
   return false;
 }
 
@@ -264,7 +243,7 @@ export class ExpositionWriter {
     const name = escapeName(f.name, escaping, false);
     // An empty name cannot be written escaped (client_golang has none).
     if (name === "" && escaping !== "allow-utf-8") return;
-    if (!isLegacyMetricName(name)) this.utf8Names = true;
+    if (!isValidMetricName(name)) this.utf8Names = true;
     if (f.help !== undefined) this.write(`# HELP ${metricName(name)} ${escapeHelp(f.help)}\n`);
     if (f.typed) {
       // Prometheus's parser normalizes `le` in a histogram and `quantile` in
