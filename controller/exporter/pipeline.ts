@@ -238,7 +238,7 @@ class Run implements FamilyVisitor {
   readonly #pii: PiiScrubber;
   readonly #emit: (f: Family) => void;
   readonly #p: Pipeline;
-  readonly #rs: RelabelStats = { invalidTargets: 0, lossy: false };
+  readonly #rs: RelabelStats = { invalidTargets: 0 };
   /** The series served so far, by label set (see #finish). */
   readonly #ident = new SeriesIdentity();
   /** Families that renamed series moved into; written at the end. */
@@ -282,7 +282,6 @@ class Run implements FamilyVisitor {
     this.#count = 0;
     this.#early = undefined;
     this.#lastName = "";
-    this.#rs.lossy = false;
   }
 
   sample(s: Sample): boolean {
@@ -411,7 +410,7 @@ class Run implements FamilyVisitor {
     const before = s.name;
     // A label with an empty value is not part of the series (as in the
     // scrape loop): remove it before anything reads the labels.
-    if ((s.flags & EMPTY_LABEL_VALUE) !== 0 && dropEmptyLabels(s)) this.#rs.lossy = true;
+    if ((s.flags & EMPTY_LABEL_VALUE) !== 0) dropEmptyLabels(s);
     if (p.lead.length > 0) {
       if (before !== this.#lastName) {
         let keep = p.byName.get(before);
@@ -444,7 +443,6 @@ class Run implements FamilyVisitor {
       outcome = t.outcome;
       name = t.name;
       rs.invalidTargets += t.invalidTargets;
-      if (t.lossy) rs.lossy = true;
     } else if (rest.length > 0) {
       outcome = relabel(s, rest, rs);
       name = s.name;

@@ -55,7 +55,7 @@ export class Regex {
     this.#lastMatch = null;
   }
 
-  /** Whether the whole input matches. */
+  /** Whether the regex matches (Go's MatchString on the ^(?s:…)$ regex). */
   test(input: string): boolean {
     if (this.#matchAll) return true;
     if (this.#literals !== undefined) return this.#literals.has(input);
@@ -64,7 +64,9 @@ export class Regex {
     const memo = this.#testMemo;
     let ok = memo.get(input);
     if (ok === undefined) {
-      ok = this.re.matches(input);
+      // Go's MatchString: a match anywhere. The ^…$ around the source makes
+      // that the whole input, unless the source escapes it (`a)|(b`).
+      ok = this.re.test(input);
       if (memo.size >= MEMO_LIMIT) memo.clear();
       memo.set(detach(input), ok);
     }
@@ -73,7 +75,7 @@ export class Regex {
     return ok;
   }
 
-  /** Submatch indexes of a whole-input match, or null. */
+  /** Submatch indexes of the leftmost match (Go's FindStringSubmatchIndex), or null. */
   match(input: string): Match | null {
     if (this.#matchAll && this.groupCount === (this.source === "(.*)" ? 1 : 0)) {
       return this.groupCount === 1 ? [0, input.length, 0, input.length] : [0, input.length];
@@ -90,7 +92,7 @@ export class Regex {
     if (result === undefined) {
       result = null;
       const m = this.re.matcher(input);
-      if (m.matches()) {
+      if (m.find()) {
         const idx: number[] = [];
         for (let g = 0; g <= this.groupCount; g++) idx.push(m.start(g), m.end(g));
         result = idx;
@@ -102,6 +104,36 @@ export class Regex {
     this.#lastMatch = result;
     return result;
   }
+}
+
+/**
+ * Go's Regexp.ReplaceAllString(input, template): every match, left to right,
+ * replaced by the expanded template; an empty match right after a match is
+ * not replaced. (With a source that keeps the ^…$ anchoring, the one match is
+ * the whole input.)
+ */
+export function replaceAll(regex: Regex, input: string, tpl: Template): string {
+  const m = regex.re.matcher(input);
+  let out = "";
+  let lastEnd = 0;
+  let searchPos = 0;
+  while (searchPos <= input.length && m.find(searchPos)) {
+    const a0 = m.start();
+    const a1 = m.end();
+    out += input.slice(lastEnd, a0);
+    if (a1 > lastEnd || a0 === 0) {
+      const idx: number[] = [];
+      for (let g = 0; g <= regex.groupCount; g++) idx.push(m.start(g), m.end(g));
+      out += expand(tpl, input, idx);
+    }
+    lastEnd = a1;
+    // Advance past the match, at least one character.
+    const width = (input.codePointAt(searchPos) ?? 0) > 0xffff ? 2 : 1;
+    if (searchPos + width > a1) searchPos += width;
+    else if (searchPos + 1 > a1) searchPos++;
+    else searchPos = a1;
+  }
+  return out + input.slice(lastEnd);
 }
 
 /** A compiled regex or the engine's message. */

@@ -22,7 +22,14 @@ import {
 } from "../../api/relabel-actions.ts";
 import type { Sample } from "../model/model.ts";
 import { goToLower, goToUpper } from "./casemap.ts";
-import { compileRegex, compileTemplate, expand, Regex, type Template } from "./regex.ts";
+import {
+  compileRegex,
+  compileTemplate,
+  expand,
+  Regex,
+  replaceAll,
+  type Template,
+} from "./regex.ts";
 
 export interface RelabelRule {
   action: Action;
@@ -302,25 +309,19 @@ function unmarkAdded(name: string): void {
 }
 
 /** Removes label i (an index into the flat labels array). */
-function removeAt(s: Sample, i: number, stats: RelabelStats): void {
+function removeAt(s: Sample, i: number): void {
   s.touch();
   s.labels.splice(i, 2);
-  stats.lossy = true;
 }
 
-/**
- * Sets (or, for an empty value, deletes) a label, like labels.Builder.Set.
- * Records in `stats.lossy` that the series changed: two series can then
- * become one (even by adding a label another series already has).
- */
-function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): void {
+/** Sets (or, for an empty value, deletes) a label, like labels.Builder.Set. */
+function setLabel(s: Sample, name: string, value: string): void {
   if (value === "") unmarkAdded(name);
   else markAdded(name);
   if (name === "__name__") {
     if (s.name !== value) {
       s.touch();
       s.name = value;
-      stats.lossy = true;
     }
     return;
   }
@@ -328,11 +329,10 @@ function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): 
   for (let i = 0; i < l.length; i += 2) {
     if (l[i] === name) {
       if (value === "") {
-        removeAt(s, i, stats);
+        removeAt(s, i);
       } else if (l[i + 1] !== value) {
         s.touch();
         s.labels[i + 1] = value;
-        stats.lossy = true;
       }
       return;
     }
@@ -340,16 +340,14 @@ function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): 
   if (value === "") return;
   s.touch();
   s.labels.push(name, value);
-  stats.lossy = true;
 }
 
 /** labeldrop (drop = true) / labelkeep over every label including `__name__`, without allocating when nothing changes. */
-function filterLabels(s: Sample, rule: RelabelRule, drop: boolean, stats: RelabelStats): void {
+function filterLabels(s: Sample, rule: RelabelRule, drop: boolean): void {
   if (s.name !== "" && rule.regex.test("__name__") === drop) {
     s.touch();
     s.name = "";
     unmarkAdded("__name__");
-    stats.lossy = true;
   }
   const l = s.labels;
   let w = 0;
@@ -367,7 +365,6 @@ function filterLabels(s: Sample, rule: RelabelRule, drop: boolean, stats: Relabe
   if (w === l.length) return;
   s.touch();
   s.labels.length = w;
-  stats.lossy = true;
 }
 
 /** Go's string order (UTF-8 bytes), which is code point order. */
@@ -437,8 +434,6 @@ export function hashmod(val: string, modulus: bigint): bigint {
 export interface RelabelStats {
   /** Expanded replace targets that were not valid label names (skipped). */
   invalidTargets: number;
-  /** Set when a rule changed a label or the name (two series may then coincide). */
-  lossy: boolean;
 }
 
 /** Applies one rule in place; false when the sample is dropped. */
@@ -460,7 +455,7 @@ function applyRule(s: Sample, rule: RelabelRule, stats: RelabelStats): boolean {
         !rule.targetLabel.includes("$") &&
         !rule.replacement.includes("$")
       ) {
-        setLabel(s, rule.targetLabel, rule.replacement, stats);
+        setLabel(s, rule.targetLabel, rule.replacement);
         return true;
       }
       const m = rule.regex.match(val);
@@ -470,33 +465,32 @@ function applyRule(s: Sample, rule: RelabelRule, stats: RelabelStats): boolean {
         stats.invalidTargets++;
         return true;
       }
-      setLabel(s, target, expand(rule.replacementTemplate, val, m), stats);
+      setLabel(s, target, expand(rule.replacementTemplate, val, m));
       return true;
     }
     case "lowercase":
-      setLabel(s, rule.targetLabel, goToLower(sourceValue(s, rule)), stats);
+      setLabel(s, rule.targetLabel, goToLower(sourceValue(s, rule)));
       return true;
     case "uppercase":
-      setLabel(s, rule.targetLabel, goToUpper(sourceValue(s, rule)), stats);
+      setLabel(s, rule.targetLabel, goToUpper(sourceValue(s, rule)));
       return true;
     case "hashmod":
-      setLabel(s, rule.targetLabel, hashmod(sourceValue(s, rule), rule.modulus).toString(), stats);
+      setLabel(s, rule.targetLabel, hashmod(sourceValue(s, rule), rule.modulus).toString());
       return true;
     case "labelmap": {
       // Prometheus sets ReplaceAllString's result unchecked: an empty name
       // makes an invalid series (the scrape fails), any other is valid UTF-8.
       for (const [name, value] of rangeLabels(s)) {
-        const m = rule.regex.match(name);
-        if (m === null) continue;
-        setLabel(s, expand(rule.replacementTemplate, name, m), value, stats);
+        if (!rule.regex.test(name)) continue;
+        setLabel(s, replaceAll(rule.regex, name, rule.replacementTemplate), value);
       }
       return true;
     }
     case "labeldrop":
-      filterLabels(s, rule, true, stats);
+      filterLabels(s, rule, true);
       return true;
     case "labelkeep":
-      filterLabels(s, rule, false, stats);
+      filterLabels(s, rule, false);
       return true;
   }
 }
@@ -536,7 +530,7 @@ export function relabel(
   rules: readonly RelabelRule[],
   stats: RelabelStats,
 ): RelabelOutcome {
-  if (dropEmptyLabels(s)) stats.lossy = true;
+  dropEmptyLabels(s);
   added.length = 0;
   for (const rule of rules) {
     if (!applyRule(s, rule, stats)) return "drop";

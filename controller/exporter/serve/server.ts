@@ -40,27 +40,25 @@ interface Rendering {
 }
 
 interface Flight {
-  /** The transformed upstream payload (UTF-8 names quoted), if the scrape worked. */
+  /**
+   * The transformed upstream payload, kept only when it has names that are
+   * not legacy-valid (other renderings are made from it on request).
+   */
   upstream: Buffer | undefined;
-  /** Whether `upstream` has names that are not legacy-valid. */
-  utf8Names: boolean;
   self: Buffer;
-  /** By escaping scheme, made on first request. */
+  /** By escaping scheme; allow-utf-8 (UTF-8 names quoted) is made at once. */
   renderings: Map<Escaping, Rendering>;
 }
 
 /** The answer for a scraper that negotiated `escaping`. */
 function rendering(flight: Flight, escaping: Escaping): Rendering {
   // Without UTF-8 names every scheme writes the same text.
-  const key: Escaping = flight.utf8Names ? escaping : "allow-utf-8";
+  const up = flight.upstream;
+  const key: Escaping = up !== undefined ? escaping : "allow-utf-8";
   let r = flight.renderings.get(key);
   if (r === undefined) {
-    const up = flight.upstream;
-    const body =
-      up === undefined
-        ? flight.self
-        : Buffer.concat([key === "allow-utf-8" ? up : escapeExposition(up, key), flight.self]);
-    r = { body, gzipped: undefined };
+    // Only reached with UTF-8 names, for a scheme other than allow-utf-8.
+    r = { body: Buffer.concat([escapeExposition(up!, key), flight.self]), gzipped: undefined };
     flight.renderings.set(key, r);
   }
   return r;
@@ -160,7 +158,16 @@ export class Scraper {
       metrics.upstreamUp.set(0);
     }
     const self = Buffer.from(await metrics.text(), "utf8");
-    return { upstream: body, utf8Names, self, renderings: new Map() };
+    const quoted = {
+      body: body === undefined ? self : Buffer.concat([body, self]),
+      gzipped: undefined,
+    };
+    return {
+      // A copy: `body` is a view on the writer's larger buffer.
+      upstream: body !== undefined && utf8Names ? Buffer.from(body) : undefined,
+      self,
+      renderings: new Map([["allow-utf-8", quoted]]),
+    };
   }
 }
 

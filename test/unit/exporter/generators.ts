@@ -431,3 +431,117 @@ export const mutatedPayload = fc
     }
     return s;
   });
+
+// ---------------------------------------------------------------------------
+// Regexes: RE2 syntax and matching (re2js against Go's regexp), through
+// keep and replace rules on values from all over Unicode.
+
+const regexToken = fc.constantFrom(
+  "a",
+  "b",
+  "x",
+  ".",
+  "*",
+  "+",
+  "?",
+  "*?",
+  "|",
+  "(",
+  ")",
+  "[",
+  "]",
+  "[^a]",
+  "[a-c]",
+  "^",
+  "$",
+  "\\d",
+  "\\w",
+  "\\s",
+  "\\S",
+  "\\pL",
+  "\\p{Greek}",
+  "\\PL",
+  "(?i)",
+  "(?s)",
+  "(?m)",
+  "(?U)",
+  "(?-s)",
+  "{2}",
+  "{1,3}",
+  "{2,}",
+  "{1001}",
+  "\\Q.\\E",
+  "[[:alpha:]]",
+  "[[:^digit:]]",
+  "\\b",
+  "\\B",
+  "\\A",
+  "\\z",
+  "\\x{41}",
+  "\\x41",
+  "\\141",
+  "\\C",
+  "\\1",
+  "(?P<n>",
+  "(?<n>",
+  "(?:",
+  "\\",
+  "\\.",
+  "\\n",
+  "ß",
+  "K",
+  "ſ",
+  "İ",
+  "σ",
+  "😀",
+  "\n",
+);
+
+const regexValue = fc.constantFrom(
+  "a",
+  "ab",
+  "",
+  "x\ny",
+  "A",
+  "ß",
+  "SS",
+  "K",
+  "k",
+  "ſ",
+  "s",
+  "İ",
+  "i",
+  "Σ",
+  "ς",
+  "σ",
+  "😀",
+  "a.b",
+  "123",
+  "aaa",
+  "αβγ",
+  " \t",
+  "\\",
+);
+
+/** Rules around one generated regex, and a payload of values to match. */
+export const regexCase = fc
+  .tuple(
+    fc.array(regexToken, { minLength: 1, maxLength: 6 }).map((t) => t.join("")),
+    fc.array(regexValue, { minLength: 1, maxLength: 6 }),
+    fc.constantFrom("keep", "replace", "labelmap"),
+  )
+  .map(([regex, values, kind]) => {
+    const rules =
+      kind === "keep"
+        ? [{ source_labels: ["a"], regex, action: "keep" }]
+        : kind === "replace"
+          ? [{ source_labels: ["a"], regex, target_label: "m", replacement: "<$0|$1|$n>" }]
+          : [{ regex, replacement: "l_$0", action: "labelmap" }];
+    const payload = values
+      .map(
+        (v, i) =>
+          `m{a="${v.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`))}",i="${i}"} ${i}\n`,
+      )
+      .join("");
+    return { rules, payload };
+  });

@@ -22,7 +22,7 @@ import {
   relabelDifferences,
   report,
 } from "./differential.ts";
-import { diffCase, mutatedPayload } from "./generators.ts";
+import { diffCase, mutatedPayload, regexCase } from "./generators.ts";
 
 const RUNS = Number(process.env.DIFF_RUNS ?? 2000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -74,6 +74,13 @@ describe("the exporter does what Prometheus does", () => {
   it(`generated: ${RUNS} payloads with rules (seed ${SEED})`, () => {
     const diffs = generated(diffCase, RUNS, (batch) =>
       relabelDifferences(batch.map((c, i) => ({ name: `generated #${i}`, ...c }))),
+    );
+    assert.equal(diffs.length, 0, report(diffs));
+  });
+
+  it(`generated: ${RUNS} regexes, their syntax and matches (seed ${SEED})`, () => {
+    const diffs = generated(regexCase, RUNS, (batch) =>
+      relabelDifferences(batch.map((c, i) => ({ name: `regex #${i}`, ...c }))),
     );
     assert.equal(diffs.length, 0, report(diffs));
   });
