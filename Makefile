@@ -15,7 +15,7 @@ UNIT_TESTS := 'test/unit/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
 E2E_TESTS := 'test/e2e/**/*.test.ts'
 
-.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary generate build typecheck lint deps actionlint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
+.PHONY: help setup system-deps kube-binaries helm-binary prometheus-binary promref-binary generate build typecheck lint deps actionlint check test test-unit test-integration bench bench-controller soak fuzz clean manifests chart-lint test-chart e2e demo demo-down
 
 help: ## List targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
@@ -43,6 +43,9 @@ helm-binary: ## Build (or reuse) helm
 prometheus-binary: ## Build (or reuse) Prometheus (Debian's lacks kubernetes_sd_configs) and the Prometheus Operator
 	@test/tools/go-tools.sh prometheus >/dev/null
 	@test/tools/go-tools.sh prometheus-operator >/dev/null
+
+promref-binary: ## Build (or reuse) promref: Prometheus's own parser and relabeling, the differential tests' reference
+	@test/tools/go-tools.sh promref >/dev/null
 
 generate: setup helm-binary ## Regenerate files derived from the code: the chart's CRD, docs/metrics.md, manifests/install.yaml
 	node test/tools/print-crd.ts > charts/coder-metrics/crds/codermetrics.yaml
@@ -80,7 +83,7 @@ check: typecheck lint deps actionlint ## Static checks
 
 test: check test-unit test-integration ## Unit + integration tests (integration runs a real kube-apiserver + etcd)
 
-test-unit: setup helm-binary system-deps ## Pure tests, no I/O beyond loopback (chart tests run helm and promtool)
+test-unit: setup helm-binary system-deps promref-binary ## Pure tests, no I/O beyond loopback (chart tests run helm and promtool, the Prometheus differential promref)
 	$(NODE_TEST) $(UNIT_TESTS)
 
 # A real control plane is started once per run by test/cluster/global-setup.ts,
@@ -100,8 +103,8 @@ bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CR
 soak: build ## Exporter soak: 20 scrapers at 1/s on 5,000 workspaces for SOAK_SECONDS (default 300)
 	node test/bench/soak.ts
 
-fuzz: setup ## Property tests at 250,000 runs each (2M generated cases): parser, stream, relabel pipeline
-	FUZZ_RUNS=$${FUZZ_RUNS:-250000} $(NODE_TEST) --test-timeout=0 test/unit/exporter/property.test.ts
+fuzz: setup promref-binary ## Property tests at 250,000 runs each (2M cases); the Prometheus differential at 100,000 cases of each kind
+	FUZZ_RUNS=$${FUZZ_RUNS:-250000} DIFF_RUNS=$${DIFF_RUNS:-100000} $(NODE_TEST) --test-timeout=0 test/unit/exporter/property.test.ts test/unit/exporter/prometheus-differential.test.ts
 
 clean: ## Remove build outputs (keeps the cached Go builds and Node)
 	rm -rf dist node_modules

@@ -13,7 +13,6 @@ export const plural = "codermetrics";
 export const singular = "codermetric";
 export const shortNames = ["cmetrics"];
 
-const labelName = "^[a-zA-Z_][a-zA-Z0-9_]*$";
 const dnsLabel = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 const labelSelector = (options: SchemaOptions) =>
@@ -36,8 +35,10 @@ export type LabelSelector = Static<ReturnType<typeof labelSelector>>;
 
 // Prometheus's own validation rules for relabel_config, as CEL, so kubectl
 // refuses what Prometheus would refuse. Regex *syntax* (RE2) cannot be
-// checked here: the controller reports it in status.
-const labelNameString = () => Type.String({ pattern: labelName, maxLength: 256 });
+// checked here: the controller reports it in status. Label names are
+// validated as Prometheus 3 does by default (UTF-8): any non-empty string
+// (Kubernetes strings are UTF-8), so `http.route` is a valid name.
+const labelNameString = () => Type.String({ minLength: 1, maxLength: 256 });
 
 const RelabelConfig = withRules(
   Type.Object({
@@ -82,8 +83,8 @@ const Aggregation = withRules(
       description: "Metric family names or globs (coderd_agentstats_*).",
     }),
     op: StringEnum(["sum", "max", "min", "count"] as const, { default: "sum" }),
-    by: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
-    without: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+    by: Type.Optional(Type.Array(labelNameString())),
+    without: Type.Optional(Type.Array(labelNameString())),
     counterMode: Type.Optional(
       StringEnum(["stateful", "stateless"] as const, {
         description:
@@ -120,8 +121,8 @@ const ExporterConfig = Type.Object(
     pii: Type.Optional(
       Type.Object(
         {
-          hashLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
-          dropLabels: Type.Optional(Type.Array(Type.String({ pattern: labelName }))),
+          hashLabels: Type.Optional(Type.Array(labelNameString())),
+          dropLabels: Type.Optional(Type.Array(labelNameString())),
           hashLength: Type.Optional(
             Type.Integer({
               minimum: 8,

@@ -1,5 +1,9 @@
 // The transformation pipeline over one scrape:
 //   drop_metrics → metric_relabel_configs → aggregate → pii → dedup → series_limit
+// where metric_relabel_configs and dedup are what Prometheus 3's scrape loop
+// does (empty label values removed, a series left invalid fails the scrape,
+// the first sample of a label set wins), so the exporter serves the samples
+// Prometheus would store.
 // Each stage is its own module; this file only sequences them, routes each
 // series to the family it ends in (renamed series regroup), and counts what
 // happened for self-metrics. Series come one at a time from the parser — fed
@@ -11,7 +15,14 @@ import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/agg
 import { type CounterState, CounterStates, keepsCounterState } from "./aggregate/counter-state.ts";
 import { type AggregateRule, aggregateRuleFor, type ExporterConfig } from "./config/config.ts";
 import { LabelScan } from "./model/label-scan.ts";
-import type { Family, Sample } from "./model/model.ts";
+import { SeriesIdentity } from "./model/identity.ts";
+import {
+  EMPTY_LABEL_NAME,
+  EMPTY_LABEL_VALUE,
+  type Family,
+  InvalidSeriesError,
+  type Sample,
+} from "./model/model.ts";
 import {
   decodeExposition,
   ExpositionStream,
@@ -19,45 +30,38 @@ import {
   type ParseOptions,
   parseVisit,
 } from "./parse/parse.ts";
-import { ExpositionWriter, seriesText } from "./serialize/serialize.ts";
+import { ExpositionWriter } from "./serialize/serialize.ts";
 import { PiiScrubber } from "./pii/pii.ts";
 import { detach } from "./model/detach.ts";
 import {
+  dropEmptyLabels,
   type RelabelOutcome,
   type RelabelRule,
   type RelabelStats,
   relabel,
+  seriesOutcome,
 } from "./relabel/relabel.ts";
 import { applyTemplate, type RelabelTemplate, RelabelTemplates } from "./relabel/template.ts";
 
 export interface TransformStats {
   seriesIn: number;
   seriesOut: number;
-  /** Series removed, by reason (drop_metrics, relabel, aggregated, duplicate, limit, invalid). */
+  /** Series removed, by reason (drop_metrics, relabel, aggregated, duplicate, limit). */
   dropped: Record<DropReason, number>;
   /** Rule problems met while applying a valid config, by reason. */
   ruleErrors: Record<RuleErrorReason, number>;
   /** Input series whose last value the running totals of aggregated counters keep. */
   counterStateSeries: number;
 }
-export type DropReason =
-  | "drop_metrics"
-  | "relabel"
-  | "aggregated"
-  | "duplicate"
-  | "limit"
-  | "invalid";
-export type RuleErrorReason =
-  | "invalid_target_label"
-  | "invalid_metric_name"
-  | "aggregate_unsupported_type";
+export type DropReason = "drop_metrics" | "relabel" | "aggregated" | "duplicate" | "limit";
+export type RuleErrorReason = "invalid_target_label" | "aggregate_unsupported_type";
 
 export function emptyStats(): TransformStats {
   return {
     seriesIn: 0,
     seriesOut: 0,
-    dropped: { drop_metrics: 0, relabel: 0, aggregated: 0, duplicate: 0, limit: 0, invalid: 0 },
-    ruleErrors: { invalid_target_label: 0, invalid_metric_name: 0, aggregate_unsupported_type: 0 },
+    dropped: { drop_metrics: 0, relabel: 0, aggregated: 0, duplicate: 0, limit: 0 },
+    ruleErrors: { invalid_target_label: 0, aggregate_unsupported_type: 0 },
     counterStateSeries: 0,
   };
 }
@@ -73,10 +77,19 @@ export interface PipelineOptions {
   clock?: () => number;
 }
 
+/** What a transformation serves. */
+export interface TransformResult {
+  /** The exposition, names that are not legacy-valid quoted (escaping=allow-utf-8). */
+  body: Buffer;
+  stats: TransformStats;
+  /** Whether `body` has such names: a scraper that did not ask for them needs them escaped. */
+  utf8Names: boolean;
+}
+
 /** A transformation in progress, fed piece by piece (Pipeline.stream). */
 export interface PipelineStream {
   write(chunk: Uint8Array): void;
-  end(): { body: Buffer; stats: TransformStats };
+  end(): TransformResult;
   /** Gives up (the upstream failed): releases what the run holds. */
   abort(): void;
 }
@@ -156,10 +169,7 @@ export class Pipeline {
    * family's samples are alive at a time (memory stays near the payload size
    * and short-lived objects die young). Throws ParseError for malformed input.
    */
-  transform(
-    input: string | Uint8Array,
-    options: ParseOptions = {},
-  ): { body: Buffer; stats: TransformStats } {
+  transform(input: string | Uint8Array, options: ParseOptions = {}): TransformResult {
     const { writer, run, text } = this.#start(input);
     try {
       parseVisit(text, { ...options, shapes: this.scan.shapes }, run);
@@ -167,7 +177,7 @@ export class Pipeline {
     } finally {
       this.#release();
     }
-    return { body: writer.finish(), stats: run.stats };
+    return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
   }
 
   /**
@@ -201,7 +211,7 @@ export class Pipeline {
         } finally {
           close();
         }
-        return { body: writer.finish(), stats: run.stats };
+        return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
       },
       abort: close,
     };
@@ -264,7 +274,9 @@ class Run implements FamilyVisitor {
   readonly #pii: PiiScrubber;
   readonly #emit: (f: Family) => void;
   readonly #p: Pipeline;
-  readonly #rs: RelabelStats = { invalidTargets: 0, lossy: false };
+  readonly #rs: RelabelStats = { invalidTargets: 0 };
+  /** The series served so far, by label set (see #finish). */
+  readonly #ident = new SeriesIdentity();
   /** Families that renamed series moved into; written at the end. */
   readonly #pending = new Map<string, Sink>();
   /** Series budget left under series_limit. */
@@ -307,7 +319,6 @@ class Run implements FamilyVisitor {
     this.#count = 0;
     this.#early = undefined;
     this.#lastName = "";
-    this.#rs.lossy = false;
   }
 
   sample(s: Sample): boolean {
@@ -342,7 +353,7 @@ class Run implements FamilyVisitor {
     }
     const pending = this.#pending.get(head.name);
     if (pending === undefined) {
-      this.#finish(same, this.#rs.lossy);
+      this.#finish(same);
       return;
     }
     // Series were renamed into this family: merge, write at the end.
@@ -355,8 +366,7 @@ class Run implements FamilyVisitor {
   }
 
   finish(): void {
-    // Renamed series may now share a name with others: always check duplicates.
-    for (const sink of this.#pending.values()) this.#finish(sink, true);
+    for (const sink of this.#pending.values()) this.#finish(sink);
     this.#pending.clear();
     this.stats.ruleErrors.invalid_target_label += this.#rs.invalidTargets;
     // Only a scrape read to the end moves counter state towards expiry.
@@ -392,7 +402,7 @@ class Run implements FamilyVisitor {
   }
 
   /** Stages after relabeling, then the output. */
-  #finish(sink: Sink, lossy: boolean): void {
+  #finish(sink: Sink): void {
     const stats = this.stats;
     const n0 = sink.count;
     if (n0 === 0) return;
@@ -407,13 +417,21 @@ class Run implements FamilyVisitor {
       f = { ...sink.head, samples: sink.samples };
       if (sink.unsupported) stats.ruleErrors.aggregate_unsupported_type++;
     }
-    // Aggregated groups are distinct by construction: only PII scrubbing
-    // (dropping a label) can make two of them one.
-    let mayDuplicate = lossy && sink.agg === undefined;
-    if (this.#pii.active) {
-      for (const s of f.samples) if (this.#pii.scrub(s)) mayDuplicate = true;
+    if (this.#pii.active) for (const s of f.samples) this.#pii.scrub(s);
+    // A series (label set) already served in this scrape with the same or a
+    // newer timestamp is not stored by Prometheus: drop it. Rules, empty
+    // values, PII scrubbing, renames into another family or upstream itself
+    // can produce such duplicates; the first in input order wins.
+    const samples = f.samples;
+    const ident = this.#ident;
+    const scan = this.#p.scan;
+    let w = 0;
+    for (let r = 0; r < samples.length; r++) {
+      const s = samples[r]!;
+      if (ident.admit(s, scan)) samples[w++] = s;
+      else stats.dropped.duplicate++;
     }
-    if (mayDuplicate) dedup(f, stats);
+    samples.length = w;
     const n = f.samples.length;
     if (n > this.#left) {
       // Counter, gauge and untyped families may be cut; a histogram or
@@ -438,6 +456,9 @@ class Run implements FamilyVisitor {
     const head = this.#head!;
     const same = this.#same;
     const before = s.name;
+    // A label with an empty value is not part of the series (as in the
+    // scrape loop): remove it before anything reads the labels.
+    if ((s.flags & EMPTY_LABEL_VALUE) !== 0) dropEmptyLabels(s);
     if (p.lead.length > 0) {
       if (before !== this.#lastName) {
         let keep = p.byName.get(before);
@@ -470,19 +491,23 @@ class Run implements FamilyVisitor {
       outcome = t.outcome;
       name = t.name;
       rs.invalidTargets += t.invalidTargets;
-      if (t.lossy) rs.lossy = true;
     } else if (rest.length > 0) {
       outcome = relabel(s, rest, rs);
       name = s.name;
+    } else if (before === "" || (s.flags & EMPTY_LABEL_NAME) !== 0) {
+      outcome = seriesOutcome(s);
     }
     if (outcome === "drop") {
       stats.dropped.relabel++;
       return false;
     }
     if (outcome === "invalid") {
-      stats.dropped.invalid++;
-      stats.ruleErrors.invalid_metric_name++;
-      return false;
+      // Prometheus fails the whole scrape for such a series
+      // (scrape/scrape_append_v2.go); so does the exporter.
+      throw new InvalidSeriesError(
+        before,
+        name === "" ? "missing metric name (__name__ label)" : "empty label name",
+      );
     }
     if (name === before) return this.#add(same!, s, t);
     // Renamed: keep histogram/summary membership when the suffix survives.
@@ -535,34 +560,4 @@ function isNameFilter(r: RelabelRule): boolean {
     r.sourceLabels.length === 1 &&
     r.sourceLabels[0] === "__name__"
   );
-}
-
-/**
- * Drops series whose label set already appeared in the family (first one
- * wins), as a scrape would. Only families with changed samples can have new
- * duplicates; the key is the series text as written (labels in written order).
- */
-function dedup(f: Family, stats: TransformStats): void {
-  const samples = f.samples;
-  let changed = false;
-  for (const s of samples) {
-    if (s.start < 0) {
-      changed = true;
-      break;
-    }
-  }
-  if (!changed) return;
-  const seen = new Set<string>();
-  let w = 0;
-  for (let r = 0; r < samples.length; r++) {
-    const s = samples[r]!;
-    const k = seriesText(s);
-    if (seen.has(k)) {
-      stats.dropped.duplicate++;
-      continue;
-    }
-    seen.add(k);
-    samples[w++] = s;
-  }
-  samples.length = w;
 }

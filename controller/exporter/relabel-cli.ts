@@ -4,7 +4,8 @@ import { readFile } from "node:fs/promises";
 import { parseExporterConfig } from "./config/config.ts";
 import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
 import { parseSize } from "../common/units.ts";
-import { ParseError } from "./model/model.ts";
+import { InvalidSeriesError, ParseError } from "./model/model.ts";
+import { type Escaping, escapeExposition } from "./serialize/serialize.ts";
 import type { ExpositionFormat } from "./parse/parse.ts";
 import { HASH_KEY_ENV } from "./serve/reload.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -18,8 +19,15 @@ const FLAGS: readonly FlagSpec[] = [
   },
   { name: "hash-key-file", help: "file holding the HMAC key for pii.hash_labels", default: "" },
   { name: "max-body-bytes", help: "largest input accepted", default: "64MiB" },
+  {
+    name: "escaping",
+    help: "how names that are not legacy-valid are written: allow-utf-8 (quoted, as to Prometheus 3), underscores, dots or values",
+    default: "allow-utf-8",
+  },
 ];
-const SUMMARY = "Reads Prometheus exposition text on stdin, writes the transformed text on stdout.";
+const SUMMARY =
+  "Reads Prometheus exposition text on stdin, writes on stdout the series Prometheus 3 would store with these rules.";
+const ESCAPINGS: readonly Escaping[] = ["allow-utf-8", "underscores", "dots", "values"];
 
 async function readStdin(max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -49,6 +57,11 @@ export async function runRelabel(args: string[]): Promise<number> {
     if (!f.config) throw new UsageError("--config is required");
     if (f.format !== "prometheus" && f.format !== "openmetrics") {
       throw new UsageError(`--format must be prometheus or openmetrics, got "${f.format}"`);
+    }
+    if (!ESCAPINGS.includes(f.escaping as Escaping)) {
+      throw new UsageError(
+        `--escaping must be one of ${ESCAPINGS.join(", ")}, got "${f.escaping}"`,
+      );
     }
     max = parseSize("max-body-bytes", f["max-body-bytes"]!);
   } catch (err) {
@@ -88,9 +101,16 @@ export async function runRelabel(args: string[]): Promise<number> {
   if (input === undefined) return fail(`input exceeds ${max} bytes`);
   let body: Buffer;
   try {
-    body = pipeline.transform(input, { format: f.format as ExpositionFormat }).body;
+    const out = pipeline.transform(input, { format: f.format as ExpositionFormat });
+    body = out.body;
+    const escaping = f.escaping as Escaping;
+    if (escaping !== "allow-utf-8" && out.utf8Names) body = escapeExposition(body, escaping);
   } catch (err) {
     if (err instanceof ParseError) return fail(`malformed input: line ${err.line}: ${err.reason}`);
+    if (err instanceof InvalidSeriesError) {
+      // What Prometheus does with the same rules: the whole scrape fails.
+      return fail(`${err.message} (Prometheus fails the whole scrape for such a series)`);
+    }
     throw err;
   }
   // A reader that stops early (`| head`) closes the pipe: not an error.

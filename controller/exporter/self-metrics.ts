@@ -12,6 +12,7 @@ export type UpstreamErrorReason =
   | "http_status"
   | "too_large"
   | "malformed"
+  | "invalid_series"
   | "other";
 
 export class SelfMetrics {
@@ -42,7 +43,7 @@ export class SelfMetrics {
     });
     this.upstreamErrors = new Counter({
       name: `${PREFIX}upstream_errors_total`,
-      help: "Failed upstream scrapes by reason (timeout, connect, http_status, too_large, malformed, other).",
+      help: "Failed upstream scrapes by reason (timeout, connect, http_status, too_large, malformed, invalid_series, other); invalid_series: a series had no metric name or an empty label name after relabeling, which fails a Prometheus scrape too.",
       labelNames: ["reason"],
       registers,
     });
@@ -85,13 +86,13 @@ export class SelfMetrics {
     });
     this.seriesDropped = new Counter({
       name: `${PREFIX}series_dropped_total`,
-      help: "Series removed by reason (drop_metrics, relabel, aggregated, duplicate, limit, invalid).",
+      help: "Series removed by reason (drop_metrics, relabel, aggregated, duplicate, limit); duplicate: a label set already served in the scrape, which Prometheus would not store.",
       labelNames: ["reason"],
       registers,
     });
     this.ruleErrors = new Counter({
       name: `${PREFIX}rule_errors_total`,
-      help: "Problems met while applying rules (invalid_target_label, invalid_metric_name, aggregate_unsupported_type).",
+      help: "Problems met while applying rules (invalid_target_label, invalid_series, aggregate_unsupported_type); invalid_series fails the scrape.",
       labelNames: ["reason"],
       registers,
     });
@@ -122,13 +123,21 @@ export class SelfMetrics {
       labelNames: ["path", "code"],
       registers,
     });
-    for (const r of ["timeout", "connect", "http_status", "too_large", "malformed", "other"]) {
+    for (const r of [
+      "timeout",
+      "connect",
+      "http_status",
+      "too_large",
+      "malformed",
+      "invalid_series",
+      "other",
+    ]) {
       this.upstreamErrors.inc({ reason: r }, 0);
     }
-    for (const r of ["drop_metrics", "relabel", "aggregated", "duplicate", "limit", "invalid"]) {
+    for (const r of ["drop_metrics", "relabel", "aggregated", "duplicate", "limit"]) {
       this.seriesDropped.inc({ reason: r }, 0);
     }
-    for (const r of ["invalid_target_label", "invalid_metric_name", "aggregate_unsupported_type"]) {
+    for (const r of ["invalid_target_label", "invalid_series", "aggregate_unsupported_type"]) {
       this.ruleErrors.inc({ reason: r }, 0);
     }
     if (options.defaultMetrics !== false) {

@@ -439,7 +439,8 @@ export class Aggregator {
     }
     const next: string[] = [];
     for (let i = 0; i < l.length; i += 2) next.push(l[i]!);
-    const key = next.join(",");
+    // Length-prefixed: UTF-8 label names may contain ",".
+    const key = next.map((n) => `${n.length}:${n}`).join("");
     let plan = this.#plansByNames.get(key);
     if (plan === undefined) {
       plan = this.#plan(next);
@@ -478,7 +479,7 @@ export class Aggregator {
     const sorted = [...kept].sort((a, b) =>
       names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0,
     );
-    const namesKey = sorted.map((i) => names[i]).join(",");
+    const namesKey = sorted.map((i) => `${names[i]!.length}:${names[i]}`).join("");
     const dropped: number[] = [];
     for (let i = 0; i < names.length; i++) {
       if (names[i] !== this.#extra && !kept.includes(i)) dropped.push(i);

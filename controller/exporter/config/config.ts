@@ -53,7 +53,7 @@
 //
 // parseExporterConfig/validateExporterConfig are pure: the controller calls
 // them to put errors (with a path and a message) into a custom resource status.
-import { parseDocument } from "yaml";
+import { isMap, parseDocument } from "yaml";
 import { parseDuration } from "../../common/units.ts";
 import {
   CATALOG,
@@ -62,8 +62,13 @@ import {
   PER_WORKSPACE_LABELS,
 } from "../../coder/catalog.ts";
 import { GlobSet, isValidGlob } from "./glob.ts";
-import { isValidLabelName } from "../model/model.ts";
-import { type ConfigError, compileRelabelRule, type RelabelRule } from "../relabel/relabel.ts";
+import {
+  type ConfigError,
+  compileRelabelRule,
+  isValidUtf8Name,
+  type RelabelRule,
+} from "../relabel/relabel.ts";
+import { goScalarsInRules } from "../relabel/yaml-scalars.ts";
 
 export type { ConfigError } from "../relabel/relabel.ts";
 
@@ -175,6 +180,9 @@ export function parseExporterConfig(text: string): ConfigResult {
       })),
     };
   }
+  // Rules read as Prometheus reads them (plain scalars, YAML 1.1 integers).
+  const root = doc.contents;
+  goScalarsInRules(isMap(root) ? root.get("metric_relabel_configs", true) : root);
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -325,8 +333,9 @@ function globList(v: unknown, path: string, errors: ConfigError[]): string[] {
 }
 
 function labelList(v: unknown, path: string, errors: ConfigError[]): string[] {
+  // UTF-8 label names, as Prometheus 3 validates them (`http.route` is one).
   return stringList(v, path, errors, (s) =>
-    isValidLabelName(s) && s !== "__name__"
+    isValidUtf8Name(s) && s !== "__name__"
       ? undefined
       : `${JSON.stringify(s)} is not a valid label name`,
   );

@@ -22,6 +22,9 @@ export class LabelScan {
   #base = 0;
   /** Value strings, when the sample is not backed by text. */
   #strs: string[] | undefined;
+  /** A value that differs from the text (Sample.override) and its label index. */
+  #override = "";
+  #overrideAt = -1;
 
   constructor(shapes = new ShapeTable()) {
     this.shapes = shapes;
@@ -31,6 +34,8 @@ export class LabelScan {
   /** Forgets per-scrape positions (so no scraped payload stays referenced). */
   release(): void {
     this.#src = "";
+    this.#override = "";
+    this.#overrideAt = -1;
     this.#strs = undefined;
     this.#ranges = new Int32Array(0);
   }
@@ -45,6 +50,8 @@ export class LabelScan {
     }
     this.#strs = undefined;
     this.#src = src;
+    this.#overrideAt = s.overrideAt;
+    if (s.overrideAt >= 0) this.#override = s.override!;
     if (s.shape === undefined) {
       this.shape = this.shapes.empty;
       return;
@@ -54,10 +61,31 @@ export class LabelScan {
     this.#base = s.rangesAt;
   }
 
+  /** The payload text the ranges point into. */
+  get src(): string {
+    return this.#src;
+  }
+
+  /**
+   * Where label i's value starts in `src`, or -1 when it must be read with
+   * value() (escaped, overridden, or not backed by text); see valueEnd.
+   */
+  valueRange(i: number): number {
+    if (this.#strs !== undefined || i === this.#overrideAt) return -1;
+    const a = this.#ranges[this.#base + 2 * i]!;
+    return a >= 0 ? a : -1;
+  }
+
+  /** Where label i's value ends in `src` (when valueRange(i) >= 0). */
+  valueEnd(i: number): number {
+    return this.#ranges[this.#base + 2 * i + 1]!;
+  }
+
   /** The value of label i as a string (copied out of the payload). */
   value(i: number): string {
     const strs = this.#strs;
     if (strs !== undefined) return strs[i]!;
+    if (i === this.#overrideAt) return this.#override;
     const j = this.#base + 2 * i;
     const a = this.#ranges[j]!;
     const b = this.#ranges[j + 1]!;
@@ -68,6 +96,7 @@ export class LabelScan {
   valueEquals(i: number, v: string): boolean {
     const strs = this.#strs;
     if (strs !== undefined) return strs[i] === v;
+    if (i === this.#overrideAt) return this.#override === v;
     const j = this.#base + 2 * i;
     const a = this.#ranges[j]!;
     if (a < 0) return this.value(i) === v;
@@ -78,6 +107,7 @@ export class LabelScan {
   hashValue(h: number, i: number): number {
     const strs = this.#strs;
     if (strs !== undefined) return hashString(h, strs[i]!);
+    if (i === this.#overrideAt) return hashString(h, this.#override);
     const j = this.#base + 2 * i;
     const a = this.#ranges[j]!;
     if (a < 0) return hashString(h, this.value(i));
@@ -85,6 +115,7 @@ export class LabelScan {
   }
 
   #fromStrings(l: readonly string[]): void {
+    this.#overrideAt = -1;
     const names: string[] = [];
     const strs: string[] = [];
     for (let i = 0; i < l.length; i += 2) {

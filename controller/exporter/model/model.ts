@@ -35,6 +35,17 @@ export class Sample {
   rangesAt: number;
   /** Cached `name{labels}` text once the sample was changed (see serialize.ts). */
   series: string | undefined;
+  /** What the parser noticed about the labels (EMPTY_LABEL_VALUE, EMPTY_LABEL_NAME). */
+  flags: number;
+  /**
+   * A label value that differs from the scraped text: Prometheus's parser
+   * normalizes `le`/`quantile` (see parse.ts normalizeFloatLabel). Label
+   * `overrideAt` (exposition order) has value `override`; -1 for none.
+   */
+  override: string | undefined;
+  overrideAt: number;
+  /** Hash of the series text as scraped, when flags has RAW_HASH (see SeriesIdentity). */
+  rawHash: number;
   /** Materialised labels (use `labels`). */
   #labels: string[] | undefined;
   /** Set once name or labels were changed (the scraped label text no longer applies). */
@@ -55,6 +66,10 @@ export class Sample {
     this.ranges = undefined;
     this.rangesAt = 0;
     this.series = undefined;
+    this.flags = 0;
+    this.override = undefined;
+    this.overrideAt = -1;
+    this.rawHash = 0;
   }
 
   /**
@@ -88,6 +103,9 @@ export class Sample {
       s.value = value;
       s.timestamp = timestamp;
       s.series = undefined;
+      s.flags = 0;
+      s.override = undefined;
+      s.overrideAt = -1;
     }
     s.src = src;
     s.lStart = lStart;
@@ -109,6 +127,7 @@ export class Sample {
     let l = this.#labels;
     if (l === undefined) {
       l = materializeLabels(this.src!, this.lStart, this.shape?.names ?? EMPTY_LABELS);
+      if (this.overrideAt >= 0) l[2 * this.overrideAt + 1] = this.override!;
       this.#labels = l;
     }
     return l;
@@ -148,24 +167,61 @@ export class Sample {
 
 const EMPTY_LABELS: string[] = [];
 
+/** Flags the parser sets on a sample (Sample.flags). */
+/** A label has an empty value: it is not part of the series (Prometheus drops it). */
+export const EMPTY_LABEL_VALUE = 1;
+/** A quoted label name is empty: an invalid series unless a rule removes it. */
+export const EMPTY_LABEL_NAME = 2;
+/**
+ * The line has a quoted name or blanks before the name, so its names may not
+ * be legacy-valid: it cannot be copied as is to a scraper that needs them escaped.
+ */
+export const UTF8_NAMES = 4;
+/** `rawHash` holds a hash of the line's series text (name and labels as written). */
+export const RAW_HASH = 8;
+
 /**
  * Parses an already validated label section starting just after `{`. Names
  * equal to the layout's interned ones are taken from there, not sliced anew.
+ * Quoted names are unquoted; a quoted string followed by `,` or `}` is the
+ * metric name and skipped.
  */
 function materializeLabels(s: string, at: number, known: readonly string[]): string[] {
   const out: string[] = [];
+  if (at < 0) return out;
   let p = at;
   for (;;) {
     let c = s.charCodeAt(p);
     while (c === 32 || c === 9) c = s.charCodeAt(++p);
     if (c === 125) break; // }
     const ns = p;
-    while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
     const cand = known[out.length >> 1];
-    const name =
-      cand !== undefined && cand.length === p - ns && s.startsWith(cand, ns)
-        ? cand
-        : s.slice(ns, p);
+    let name: string;
+    if (c === 34) {
+      // Quoted: to the closing quote (escapes are validated already).
+      c = s.charCodeAt(++p);
+      while (c !== 34) {
+        if (c === 92) p++;
+        c = s.charCodeAt(++p);
+      }
+      const ne = ++p;
+      c = s.charCodeAt(p);
+      while (c === 32 || c === 9) c = s.charCodeAt(++p);
+      if (c === 44 || c === 125) {
+        // The metric name inside the braces.
+        if (c === 44) p++;
+        continue;
+      }
+      const raw = s.slice(ns + 1, ne - 1);
+      name = raw.indexOf("\\") >= 0 ? unescapeLabelValue(raw) : raw;
+      if (cand === name) name = cand;
+    } else {
+      while (c !== 61 && c !== 32 && c !== 9) c = s.charCodeAt(++p);
+      name =
+        cand !== undefined && cand.length === p - ns && s.startsWith(cand, ns)
+          ? cand
+          : s.slice(ns, p);
+    }
     while (c !== 34) c = s.charCodeAt(++p); // to the opening quote
     const vs = ++p;
     let escaped = false;
@@ -228,17 +284,50 @@ export class ParseError extends Error {
   }
 }
 
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-/** Legacy (text format 0.0.4) metric-name validity. */
-export function isValidMetricName(name: string): boolean {
-  return METRIC_NAME.test(name);
+/**
+ * A series left without a metric name, or with an empty label name, after
+ * relabeling (by the rules, or as scraped): Prometheus fails the whole scrape
+ * for it (scrape/scrape_append_v2.go), so the exporter fails the
+ * transformation. The message names the metric as scraped, never label values.
+ */
+export class InvalidSeriesError extends Error {
+  readonly metric: string;
+  constructor(metric: string, reason: string) {
+    super(`invalid series of metric ${JSON.stringify(metric)} after relabeling: ${reason}`);
+    this.name = "InvalidSeriesError";
+    this.metric = metric;
+  }
 }
 
-/** Legacy (text format 0.0.4) label-name validity, as model.LabelName.IsValid. */
-export function isValidLabelName(name: string): boolean {
-  return LABEL_NAME.test(name);
+/**
+ * Legacy (text format 0.0.4) metric-name validity, model.LegacyValidation:
+ * [a-zA-Z_:][a-zA-Z0-9_:]*. Names that fail it are quoted or escaped on output.
+ */
+export function isValidMetricName(n: string): boolean {
+  if (n.length === 0) return false;
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    const ok =
+      (c >= 97 && c <= 122) ||
+      (c >= 65 && c <= 90) ||
+      c === 95 ||
+      c === 58 ||
+      (c >= 48 && c <= 57 && i > 0);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Legacy label-name validity, as model.LabelName.IsValid with LegacyValidation: [a-zA-Z_][a-zA-Z0-9_]*. */
+export function isValidLabelName(n: string): boolean {
+  if (n.length === 0) return false;
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    const ok =
+      (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57 && i > 0);
+    if (!ok) return false;
+  }
+  return true;
 }
 
 /** Number of samples over all families. */

@@ -29,7 +29,9 @@ export class ShapeTable {
 
   /** The shape with these names (detached from any payload). */
   intern(names: string[]): Shape {
-    const key = names.join(",");
+    // Length-prefixed: UTF-8 label names may hold any character, "" included.
+    let key = "";
+    for (const n of names) key += `${n.length}:${n}`;
     let sh = this.#shapes.get(key);
     if (sh !== undefined) return sh;
     if (this.#shapes.size >= SHAPE_LIMIT) this.#shapes.clear();

@@ -22,7 +22,20 @@
 // family `foo_total`, `_created` samples, units and exemplars are dropped,
 // timestamps go from seconds to milliseconds).
 import type { Shape, ShapeTable } from "../model/shape.ts";
-import { type Family, type MetricType, ParseError, Sample } from "../model/model.ts";
+import { detach } from "../model/detach.ts";
+import { HASH_SEED, hashRange } from "../model/label-scan.ts";
+import { formatOpenMetricsFloat, isCanonicalFloat, parseGoFloatFull } from "../model/float.ts";
+import {
+  EMPTY_LABEL_NAME,
+  EMPTY_LABEL_VALUE,
+  type Family,
+  type MetricType,
+  ParseError,
+  RAW_HASH,
+  Sample,
+  UTF8_NAMES,
+  unescapeLabelValue,
+} from "../model/model.ts";
 
 export type ExpositionFormat = "prometheus" | "openmetrics";
 
@@ -357,6 +370,22 @@ class Parser {
   nextBackslash = -1;
   prevName = "";
   sawEOF = false;
+  /** A NUL where a line starts ended the input (text format): the rest is ignored. */
+  ended = false;
+  /**
+   * The type of the last TYPE line (text format), whatever its name: like
+   * Prometheus's parser, it decides whether `le`/`quantile` values are
+   * normalized (see normalizeFloatLabel).
+   */
+  lastType: MetricType | undefined = undefined;
+  /** Normalized `le`/`quantile` values by raw text (few distinct ones). */
+  readonly normalized = new Map<string, string>();
+  /** The metric name found inside the braces by labelSet. */
+  inlineName: string | undefined = undefined;
+  /** SampleFlags of the label set labelSet just read. */
+  labelFlags = 0;
+  /** Whether a sample so far had a timestamp (see RAW_HASH). */
+  timestamped = false;
 
   constructor(src: string, om: boolean, visitor: FamilyVisitor, shapes: ShapeTable | undefined) {
     this.src = src;
@@ -441,6 +470,9 @@ class Parser {
     // Offsets into the previous segment mean nothing in this one.
     this.prevNameCount = 0;
     this.sameNames = false;
+    // (An empty label set would otherwise count as "the same names" and take
+    // the last segment's shape.)
+    this.prevShape = undefined;
     this.nextBackslash = -1;
     let done = to;
     try {
@@ -466,6 +498,10 @@ class Parser {
   lines(): void {
     const s = this.src;
     const n = this.limit;
+    if (this.ended) {
+      this.pos = n;
+      return;
+    }
     while (this.pos < n) {
       this.lineStart = this.pos;
       if (this.sawEOF) this.fail("unexpected data after # EOF");
@@ -478,10 +514,15 @@ class Parser {
       }
       if (c === HASH) {
         this.comment();
-      } else if (isNameStart(c)) {
+      } else if (isNameStart(c) || c === LBRACE) {
         this.sample();
       } else if (c === 0) {
-        this.fail("unexpected NUL byte");
+        if (this.om) this.fail("unexpected NUL byte");
+        // Prometheus's lexer reads a NUL where a line starts as the end of
+        // the input: whatever follows is ignored, not refused.
+        this.ended = true;
+        this.pos = n;
+        return;
       } else {
         this.fail(`expected a metric name, comment or blank line, got ${quoteChar(c)}`);
       }
@@ -503,41 +544,68 @@ class Parser {
     const s = this.src;
     const start = this.pos + 1; // after '#'
     const c = s.charCodeAt(start);
-    const end = this.eol(start);
+    const lineEnd = this.eol(start);
     if (c !== SP && c !== TAB) {
-      // `#foo`: a plain comment.
-      this.endLine(end);
+      // `#foo`: a plain comment. Prometheus's lexer reads a NUL in it as the
+      // end of the input.
+      if (!this.om && hasNul(s, start, lineEnd)) {
+        this.ended = true;
+        this.pos = this.limit;
+        return;
+      }
+      this.endLine(lineEnd);
       return;
     }
     this.pos = start;
     this.skipWS();
-    const kw = this.keyword(end);
+    if (!this.om && s.charCodeAt(this.pos) === 0) {
+      // `# ` then a NUL: the end of the input too (elsewhere in a comment it is skipped).
+      this.ended = true;
+      this.pos = this.limit;
+      return;
+    }
+    const kw = this.keyword(lineEnd);
     if (kw === undefined) {
-      this.endLine(end);
+      this.endLine(lineEnd);
       return;
     }
     if (kw === "EOF") {
       if (!this.om) {
-        this.endLine(end);
+        this.endLine(lineEnd);
         return;
       }
-      if (s.slice(this.pos, end).trim() !== "") this.fail("unexpected text after # EOF");
+      if (s.slice(this.pos, lineEnd).trim() !== "") this.fail("unexpected text after # EOF");
       this.sawEOF = true;
-      this.pos = end + 1; // anything after it fails on its own line (see lines())
+      this.pos = lineEnd + 1; // anything after it fails on its own line (see lines())
       return;
     }
-    // HELP / TYPE / UNIT: name then text.
+    // HELP / TYPE / UNIT: name (plain, or quoted for UTF-8 names) then text.
     const nameStart = this.pos;
-    if (!isNameStart(s.charCodeAt(nameStart))) this.fail(`expected metric name after ${kw}`);
-    let p = nameStart + 1;
-    while (isNameChar(s.charCodeAt(p))) p++;
-    const name = s.slice(nameStart, p);
-    // Prometheus takes everything after the name but its first character.
-    // Blank text is empty text (written back as `# HELP name `, blanks would
-    // not survive a second parse).
+    let p: number;
+    let name: string;
+    let end = lineEnd;
+    if (s.charCodeAt(nameStart) === QUOTE) {
+      // A quoted name may hold a raw newline: the line ends after it.
+      p = this.quotedEnd(nameStart, this.limit);
+      if (p < 0) this.fail(`expected metric name after ${kw}`);
+      name = unquote(s, nameStart, p);
+      end = this.eol(p);
+    } else {
+      if (!isNameStart(s.charCodeAt(nameStart))) this.fail(`expected metric name after ${kw}`);
+      p = nameStart + 1;
+      while (isNameChar(s.charCodeAt(p))) p++;
+      name = s.slice(nameStart, p);
+    }
+    // Prometheus's lexer cannot start the text with a NUL.
+    if (s.charCodeAt(p) === 0) this.fail(`unexpected NUL byte after ${kw} name`);
+    // Prometheus takes everything after the name but its first character,
+    // unless all of it is blank: its lexer then reads the blanks as a
+    // separator and the text as empty.
     const rest = s.slice(p, end);
-    let text = rest.slice(1);
-    if (/^[ \t]*$/.test(text)) text = "";
+    // (Its first *byte*: a multi-byte character there leaves invalid UTF-8,
+    // which Prometheus refuses in HELP; no TYPE starts like that either.)
+    if (!this.om && rest.charCodeAt(0) >= 0x80) this.fail(`${kw} text is not valid UTF-8`);
+    const text = /^[ \t]*$/.test(rest) ? "" : rest.slice(1);
     if (kw === "TYPE") this.typeLine(name, text);
     else if (kw === "HELP") this.helpLine(name, text);
     // UNIT (OpenMetrics) has no place in the 0.0.4 model; validated and dropped.
@@ -588,11 +656,13 @@ class Parser {
           ? "untyped"
           : t;
       this.omType = t;
+      this.lastType = t === "histogram" || t === "summary" ? t : "untyped";
       this.curSuffixes = omSuffixes(t);
       return;
     }
     const t = PROM_TYPES[text];
     if (t === undefined) this.fail(`invalid metric type "${text}"`);
+    this.lastType = t;
     const f = this.metaFamily(name, "type");
     f.typed = true;
     f.type = t;
@@ -620,25 +690,72 @@ class Parser {
   sample(): void {
     const s = this.src;
     const lineStart = this.lineStart;
-    const nameStart = this.pos;
-    let p = nameStart + 1;
-    while (isNameChar(s.charCodeAt(p))) p++;
-    // Reuse the previous sample's name string when it is the same.
-    const prev = this.prevName;
-    const name =
-      p - nameStart === prev.length && s.startsWith(prev, nameStart) ? prev : s.slice(nameStart, p);
-    this.pos = p;
-    this.skipWS();
+    // The metric name: before the braces, or quoted inside them (UTF-8 names).
+    let name: string | undefined;
+    let flags = 0;
+    /** End of the series text (name and labels), Prometheus's scrape-cache key. */
+    let seriesEnd = -1;
+    if (s.charCodeAt(this.pos) !== LBRACE) {
+      const nameStart = this.pos;
+      let p = nameStart + 1;
+      while (isNameChar(s.charCodeAt(p))) p++;
+      // Prometheus's text parser takes the name from where the line starts,
+      // so blanks before it are part of it (`  m 1` is the series "  m").
+      const from = this.om ? nameStart : lineStart;
+      if (from !== nameStart) flags = UTF8_NAMES;
+      // Reuse the previous sample's name string when it is the same.
+      const prev = this.prevName;
+      name = p - from === prev.length && s.startsWith(prev, from) ? prev : s.slice(from, p);
+      this.pos = p;
+      seriesEnd = p;
+      this.skipWS();
+    }
     let lStart = -1;
     let shape: Shape | undefined;
     let ranges: Int32Array | undefined;
     let rangesAt = 0;
+    let override: string | undefined;
+    let overrideAt = -1;
     if (s.charCodeAt(this.pos) === LBRACE) {
       this.pos++;
       lStart = this.pos;
-      this.labelSet();
+      if (name === undefined) {
+        // `{"name", labels…}`, the way UTF-8 names are written: take the
+        // name first so the labels after it keep the fast path.
+        this.skipWS();
+        const q = this.pos;
+        if (s.charCodeAt(q) === QUOTE) {
+          const e = this.quotedEnd(q, this.limit);
+          if (e < 0) this.fail("unterminated quoted name");
+          this.pos = e;
+          this.skipWS();
+          const d = s.charCodeAt(this.pos);
+          if (d === COMMA || d === RBRACE) {
+            name = unquote(s, q, e);
+            flags = UTF8_NAMES;
+            this.pos++;
+            lStart = d === COMMA ? this.pos : -1;
+          } else {
+            this.pos = q;
+          }
+        }
+      }
+      this.inlineName = undefined;
+      if (lStart >= 0) {
+        this.labelSet(name !== undefined);
+        if (name === undefined) name = this.inlineName;
+        seriesEnd = this.pos;
+      } else {
+        seriesEnd = this.pos;
+        this.valueCount = 0;
+        this.prevNameCount = 0;
+        this.prevShape = undefined;
+        this.sameNames = false;
+        this.labelFlags = 0;
+      }
       this.skipWS();
-      if (this.shapes !== undefined) {
+      flags |= this.labelFlags;
+      if (this.shapes !== undefined && lStart >= 0) {
         shape = this.labelShape();
         const vals = this.valueOffsets;
         const nv = this.valueCount;
@@ -651,10 +768,19 @@ class Parser {
         for (let i = 0; i < nv; i++) ranges[rangesAt + i] = vals[i]!;
         this.chunkLen += nv;
       }
+      const t = this.lastType;
+      if ((t === "histogram" || t === "summary") && this.valueCount > 0) {
+        overrideAt = this.floatLabelIndex(t === "histogram" ? "le" : "quantile", shape);
+        if (overrideAt >= 0) {
+          override = this.normalizeFloatLabel(overrideAt);
+          if (override === undefined) overrideAt = -1;
+        }
+      }
     }
+    if (name === undefined) this.fail("metric name not set");
     // Value: everything up to a blank, newline or '{'.
     const vStart = this.pos;
-    p = vStart;
+    let p = vStart;
     let int = 0;
     let simpleInt = true;
     for (;;) {
@@ -665,14 +791,14 @@ class Parser {
       else simpleInt = false;
       p++;
     }
-    if (p === vStart) this.fail(`expected value after metric "${name}"`);
+    if (p === vStart) this.fail(`expected value after metric ${JSON.stringify(name)}`);
     let value: number | undefined;
     if (simpleInt && p - vStart <= 15) {
       value = int;
     } else {
       value = parseGoFloat(s.slice(vStart, p));
       if (value === undefined)
-        this.fail(`invalid value "${s.slice(vStart, p)}" for metric "${name}"`);
+        this.fail(`invalid value "${s.slice(vStart, p)}" for metric ${JSON.stringify(name)}`);
     }
     const vEnd = p;
     this.pos = p;
@@ -681,6 +807,7 @@ class Parser {
     let c = s.charCodeAt(this.pos);
     if (c !== NL && !Number.isNaN(c)) {
       timestamp = this.om ? this.omTimestamp() : this.promTimestamp();
+      this.timestamped = true;
       this.skipWS();
       c = s.charCodeAt(this.pos);
       if (this.om && c === HASH) {
@@ -693,8 +820,10 @@ class Parser {
     this.pos++;
     const fam = this.familyFor(name);
     this.prevName = name;
-    // OpenMetrics lines are never copied verbatim (timestamps/exemplars differ).
-    const end = this.om ? -1 : Math.min(this.pos, this.limit);
+    // OpenMetrics lines are never copied verbatim (timestamps/exemplars
+    // differ), nor lines whose le/quantile value Prometheus would normalize.
+    const verbatim = !this.om && override === undefined;
+    const end = verbatim ? Math.min(this.pos, this.limit) : -1;
     const smp = Sample.fromSource(
       s,
       name,
@@ -703,13 +832,26 @@ class Parser {
       vStart,
       vEnd,
       timestamp,
-      this.om ? -1 : lineStart,
+      verbatim ? lineStart : -1,
       end,
       shape,
       ranges,
       rangesAt,
       this.om ? undefined : this.spare,
     );
+    smp.flags = flags;
+    if (this.timestamped && !this.om) {
+      // Prometheus refuses a sample without a timestamp whose series text
+      // came earlier in the scrape, whatever that one's timestamp
+      // (scrape_append_v2.go): the text is needed to tell. Only payloads with
+      // timestamps can tell the difference.
+      smp.flags |= RAW_HASH;
+      smp.rawHash = hashRange(HASH_SEED, s, lineStart, seriesEnd);
+    }
+    if (override !== undefined) {
+      smp.override = override;
+      smp.overrideAt = overrideAt;
+    }
     this.spare = undefined;
     if (this.om) {
       // OpenMetrics families are converted whole (see fromOpenMetrics).
@@ -737,10 +879,51 @@ class Parser {
     const names = this.prevNameOffsets; // labelSet swapped them
     const list: string[] = [];
     const n = this.prevNameCount;
-    for (let i = 0; i < n; i += 2) list.push(this.src.slice(names[i]!, names[i + 1]!));
+    for (let i = 0; i < n; i += 2) list.push(this.nameAt(names, i));
     const shape = this.shapes!.intern(list);
     this.prevShape = shape;
     return shape;
+  }
+
+  /** The label name whose raw range is at `names[i]` (quoted names unquoted). */
+  nameAt(names: number[], i: number): string {
+    const a = names[i]!;
+    const b = names[i + 1]!;
+    return this.src.charCodeAt(a) === QUOTE ? unquote(this.src, a, b) : this.src.slice(a, b);
+  }
+
+  /** Index of the label named `target` in the sample just parsed, or -1. */
+  floatLabelIndex(target: string, shape: Shape | undefined): number {
+    if (shape !== undefined) return shape.indexOf(target);
+    const names = this.prevNameOffsets;
+    for (let i = 0; i < this.prevNameCount; i += 2) {
+      if (this.nameAt(names, i) === target) return i >> 1;
+    }
+    return -1;
+  }
+
+  /**
+   * Prometheus's parser rewrites the `le` of histogram samples and the
+   * `quantile` of summary samples as FormatOpenMetricsFloat(ParseFloat(v))
+   * (textparse normalizeFloatsInLabelValues): `le="1"` is stored as "1.0",
+   * so rules, aggregation and the served text see "1.0". The type is the
+   * last TYPE line's, whatever its name, as there. Returns the new value of
+   * label i, or undefined when it stays.
+   */
+  normalizeFloatLabel(i: number): string | undefined {
+    const s = this.src;
+    const a = this.valueOffsets[2 * i]!;
+    const b = this.valueOffsets[2 * i + 1]!;
+    if (a >= 0 && isCanonicalFloat(s, a, b)) return undefined;
+    const raw = a >= 0 ? s.slice(a, b) : unescapeLabelValue(s.slice(~a, b));
+    let v = this.normalized.get(raw);
+    if (v === undefined) {
+      const f = parseGoFloatFull(raw);
+      v = f === undefined ? raw : formatOpenMetricsFloat(f);
+      if (this.normalized.size >= 1024) this.normalized.clear();
+      this.normalized.set(detach(raw), v);
+    }
+    return v === raw ? undefined : v;
   }
 
   promTimestamp(): number {
@@ -774,14 +957,17 @@ class Parser {
     if (v === undefined || !Number.isFinite(v))
       this.fail(`invalid timestamp "${s.slice(start, p)}"`);
     this.pos = p;
-    return Math.round(v * 1000);
+    return Math.trunc(v * 1000); // Go's int64(ts * 1000)
   }
 
   /**
    * Validates `name="value", …}` after the opening brace without building
    * strings (labels are materialised later, only if a stage needs them).
+   * A quoted string followed by `,` or `}` is the metric name (UTF-8 names):
+   * it goes to `inlineName`, an error when `hasName` or one came already.
+   * Sets `labelFlags`.
    */
-  labelSet(): void {
+  labelSet(hasName: boolean): void {
     const s = this.src;
     // Scratch arrays are written by index and never truncated: setting
     // `length = 0` would drop their storage and regrow it on every line.
@@ -794,6 +980,9 @@ class Parser {
     const prevCount = this.prevNameCount;
     this.valueCount = 0;
     let same = true;
+    let flags = 0;
+    /** Whether a name so far was quoted (names are then compared unquoted). */
+    let quoted = false;
     for (;;) {
       if (same && nn < prevCount) {
         const ps = prev[nn]!;
@@ -804,6 +993,11 @@ class Parser {
           s.charCodeAt(ns + len + 1) === QUOTE &&
           sameRange(s, ps, ns, len)
         ) {
+          if (s.charCodeAt(ns) === QUOTE) {
+            quoted = true;
+            flags |= UTF8_NAMES;
+            if (len === 2) flags |= EMPTY_LABEL_NAME;
+          }
           names[nn++] = ns;
           names[nn++] = ns + len;
           this.pos = ns + len + 1;
@@ -817,6 +1011,11 @@ class Parser {
             this.pos++;
             break;
           }
+          // Blanks after the value: finish this label as below.
+          same = false;
+          this.skipWS();
+          if (s.charCodeAt(this.pos) === COMMA) this.pos++;
+          continue;
         }
         same = false;
       }
@@ -826,30 +1025,55 @@ class Parser {
         this.pos++;
         break;
       }
-      if (!isLabelStart(c)) this.fail(`expected label name, got ${quoteChar(c)}`);
       const ns = this.pos;
-      let p = ns + 1;
-      while (isLabelChar(s.charCodeAt(p))) p++;
+      let p: number;
+      let name: string | undefined;
+      if (c === QUOTE) {
+        p = this.quotedEnd(ns, this.limit);
+        if (p < 0) this.fail("unterminated quoted label name");
+        this.pos = p;
+        this.skipWS();
+        const d = s.charCodeAt(this.pos);
+        if (d === COMMA || d === RBRACE) {
+          // The metric name, inside the braces.
+          if (hasName || this.inlineName !== undefined) this.fail("metric name already set");
+          this.inlineName = unquote(s, ns, p);
+          flags |= UTF8_NAMES;
+          this.pos++;
+          same = false;
+          if (d === RBRACE) break;
+          continue;
+        }
+        name = unquote(s, ns, p);
+        if (name === "") flags |= EMPTY_LABEL_NAME;
+        flags |= UTF8_NAMES;
+        quoted = true;
+      } else {
+        if (!isLabelStart(c)) this.fail(`expected label name, got ${quoteChar(c)}`);
+        p = ns + 1;
+        while (isLabelChar(s.charCodeAt(p))) p++;
+      }
       const len = p - ns;
-      if (len === 8 && s.startsWith("__name__", ns)) {
+      if (name === undefined ? len === 8 && s.startsWith("__name__", ns) : name === "__name__") {
         this.fail('label "__name__" is not allowed in a label set');
       }
       for (let i = 0; i < nn; i += 2) {
         const os = names[i]!;
-        if (names[i + 1]! - os === len && sameRange(s, os, ns, len)) {
-          this.fail(`duplicate label name "${s.slice(ns, p)}"`);
-        }
+        const dup = quoted
+          ? this.nameAt(names, i) === (name ?? s.slice(ns, p))
+          : names[i + 1]! - os === len && sameRange(s, os, ns, len);
+        if (dup) this.fail(`duplicate label name ${JSON.stringify(name ?? s.slice(ns, p))}`);
       }
       names[nn++] = ns;
       names[nn++] = p;
       this.pos = p;
       this.skipWS();
-      if (s.charCodeAt(this.pos) !== EQ)
-        this.fail(`expected "=" after label name "${s.slice(ns, p)}"`);
+      const shown = JSON.stringify(name ?? s.slice(ns, p));
+      if (s.charCodeAt(this.pos) !== EQ) this.fail(`expected "=" after label name ${shown}`);
       this.pos++;
       this.skipWS();
       if (s.charCodeAt(this.pos) !== QUOTE) {
-        this.fail(`expected quoted value for label "${s.slice(ns, p)}"`);
+        this.fail(`expected quoted value for label ${shown}`);
       }
       this.skipLabelValue();
       this.skipWS();
@@ -861,6 +1085,45 @@ class Parser {
     this.nameOffsets = prev;
     this.prevNameOffsets = names;
     this.prevNameCount = nn;
+    const vals = this.valueOffsets;
+    for (let i = 0; i < this.valueCount; i += 2) {
+      if (vals[i] === vals[i + 1]) {
+        flags |= EMPTY_LABEL_VALUE;
+        break;
+      }
+    }
+    this.labelFlags = flags;
+  }
+
+  /**
+   * The end (just after the closing quote) of the quoted string opening at
+   * `from`, as Prometheus's lexer reads one: `\` escapes any character but a
+   * newline, a raw newline is part of the string. -1 when it does not close
+   * before `end` (NEED_MORE when a stream may still bring the rest).
+   */
+  quotedEnd(from: number, end: number): number {
+    const s = this.src;
+    let p = from + 1;
+    for (;;) {
+      if (p >= end) {
+        if (end >= this.limit && !this.final) throw NEED_MORE;
+        return -1;
+      }
+      const c = s.charCodeAt(p);
+      if (c === QUOTE) return p + 1;
+      if (c === 0) return -1; // Prometheus's lexer refuses a NUL in a quoted name
+      if (c === BACKSLASH) {
+        if (p + 1 >= end) {
+          if (end >= this.limit && !this.final) throw NEED_MORE;
+          return -1;
+        }
+        const d = s.charCodeAt(p + 1);
+        if (d === NL || d === 0) return -1;
+        p += 2;
+        continue;
+      }
+      p++;
+    }
   }
 
   /** Skips a quoted label value starting at the opening quote, recording its range. */
@@ -902,6 +1165,17 @@ class Parser {
     vals[this.valueCount++] = p;
     this.pos = p + 1;
   }
+}
+
+function hasNul(s: string, a: number, b: number): boolean {
+  for (let i = a; i < b; i++) if (s.charCodeAt(i) === 0) return true;
+  return false;
+}
+
+/** The name quoted at s[a, b) (quotes included), with \\, \" and \n unescaped. */
+function unquote(s: string, a: number, b: number): string {
+  const raw = s.slice(a + 1, b - 1);
+  return raw.indexOf("\\") >= 0 ? unescapeLabelValue(raw) : raw;
 }
 
 function sameRange(s: string, a: number, b: number, len: number): boolean {
@@ -995,7 +1269,27 @@ function lineOfInvalidUtf8(b: Uint8Array): number {
 
 /** Converts one OpenMetrics family to the 0.0.4 model (gauge histograms become several gauges). */
 function fromOpenMetrics(f: Family, t: OMType): Family[] {
-  const samples = f.samples.filter((s) => !s.name.endsWith("_created") || s.name === f.name);
+  // Prometheus 3 stores `_created` samples as series of their own (unless
+  // its created-timestamp feature is on): they follow as an untyped family.
+  const createdName = `${f.name}_created`;
+  const withCreated = t === "counter" || t === "histogram" || t === "summary";
+  const samples = withCreated ? f.samples.filter((s) => s.name !== createdName) : f.samples;
+  const created: Family[] =
+    withCreated && samples.length !== f.samples.length
+      ? [
+          {
+            name: createdName,
+            type: "untyped",
+            typed: false,
+            help: undefined,
+            samples: f.samples.filter((s) => s.name === createdName),
+          },
+        ]
+      : [];
+  return [...convertOpenMetrics(f, t, samples), ...created];
+}
+
+function convertOpenMetrics(f: Family, t: OMType, samples: Sample[]): Family[] {
   switch (t) {
     case "counter":
       return [{ ...f, name: samples.length > 0 ? `${f.name}_total` : f.name, samples }];

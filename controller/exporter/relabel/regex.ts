@@ -1,6 +1,7 @@
-// Fully anchored RE2 regexes for relabeling (via re2js: linear time, so a
-// user's `(a+)+$` cannot stall a scrape), plus Go's regexp.Expand template
-// semantics for `$1`, `${1}`, `${name}`.
+// Relabel regexes compiled as Prometheus 3 compiles them (relabel.NewRegexp:
+// `^(?s:` + regex + `)$`, so anchored at both ends and `.` matching a newline),
+// as RE2 via re2js (linear time, so a user's `(a+)+$` cannot stall a scrape),
+// plus Go's regexp.Expand template semantics for `$1`, `${1}`, `${name}`.
 //
 // Matching is the hot path of relabeling, so each Regex:
 //   - recognises trivial patterns (`(.*)`, a literal, `a|b|c`, `prefix.*`)
@@ -37,7 +38,9 @@ export class Regex {
   /** Throws RE2JS syntax errors; use compileRegex for a value-typed result. */
   constructor(source: string) {
     this.source = source;
-    this.re = RE2JS.compile(`^(?:${source})$`);
+    // The same text Prometheus compiles: a source like `a)|(b` escapes the
+    // group here exactly as it does there.
+    this.re = RE2JS.compile(`^(?s:${source})$`);
     this.groupCount = this.re.groupCount();
     this.names = { ...this.re.namedGroups() };
     this.#matchAll = source === "(.*)" || source === ".*";
@@ -52,17 +55,18 @@ export class Regex {
     this.#lastMatch = null;
   }
 
-  /** Whether the whole input matches. */
+  /** Whether the regex matches (Go's MatchString on the ^(?s:…)$ regex). */
   test(input: string): boolean {
-    if (this.#matchAll) return input.indexOf("\n") < 0;
+    if (this.#matchAll) return true;
     if (this.#literals !== undefined) return this.#literals.has(input);
-    if (this.#prefix !== undefined)
-      return input.startsWith(this.#prefix) && input.indexOf("\n") < 0;
+    if (this.#prefix !== undefined) return input.startsWith(this.#prefix);
     if (input === this.#lastTestInput) return this.#lastTest;
     const memo = this.#testMemo;
     let ok = memo.get(input);
     if (ok === undefined) {
-      ok = this.re.matches(input);
+      // Go's MatchString: a match anywhere. The ^…$ around the source makes
+      // that the whole input, unless the source escapes it (`a)|(b`).
+      ok = this.re.test(input);
       if (memo.size >= MEMO_LIMIT) memo.clear();
       memo.set(detach(input), ok);
     }
@@ -71,10 +75,9 @@ export class Regex {
     return ok;
   }
 
-  /** Submatch indexes of a whole-input match, or null. */
+  /** Submatch indexes of the leftmost match (Go's FindStringSubmatchIndex), or null. */
   match(input: string): Match | null {
     if (this.#matchAll && this.groupCount === (this.source === "(.*)" ? 1 : 0)) {
-      if (input.indexOf("\n") >= 0) return null;
       return this.groupCount === 1 ? [0, input.length, 0, input.length] : [0, input.length];
     }
     if (input === this.#lastMatchInput) return this.#lastMatch;
@@ -89,7 +92,7 @@ export class Regex {
     if (result === undefined) {
       result = null;
       const m = this.re.matcher(input);
-      if (m.matches()) {
+      if (m.find()) {
         const idx: number[] = [];
         for (let g = 0; g <= this.groupCount; g++) idx.push(m.start(g), m.end(g));
         result = idx;
@@ -101,6 +104,36 @@ export class Regex {
     this.#lastMatch = result;
     return result;
   }
+}
+
+/**
+ * Go's Regexp.ReplaceAllString(input, template): every match, left to right,
+ * replaced by the expanded template; an empty match right after a match is
+ * not replaced. (With a source that keeps the ^…$ anchoring, the one match is
+ * the whole input.)
+ */
+export function replaceAll(regex: Regex, input: string, tpl: Template): string {
+  const m = regex.re.matcher(input);
+  let out = "";
+  let lastEnd = 0;
+  let searchPos = 0;
+  while (searchPos <= input.length && m.find(searchPos)) {
+    const a0 = m.start();
+    const a1 = m.end();
+    out += input.slice(lastEnd, a0);
+    if (a1 > lastEnd || a0 === 0) {
+      const idx: number[] = [];
+      for (let g = 0; g <= regex.groupCount; g++) idx.push(m.start(g), m.end(g));
+      out += expand(tpl, input, idx);
+    }
+    lastEnd = a1;
+    // Advance past the match, at least one character.
+    const width = (input.codePointAt(searchPos) ?? 0) > 0xffff ? 2 : 1;
+    if (searchPos + width > a1) searchPos += width;
+    else if (searchPos + 1 > a1) searchPos++;
+    else searchPos = a1;
+  }
+  return out + input.slice(lastEnd);
 }
 
 /** A compiled regex or the engine's message. */
@@ -131,7 +164,7 @@ function literalAlternatives(src: string): Set<string> | undefined {
   return new Set(parts);
 }
 
-/** `literal.*` → "literal" (a prefix test; `.` excludes newlines). */
+/** `literal.*` → "literal" (a prefix test; `.` matches newlines too). */
 function literalPrefixStar(src: string): string | undefined {
   if (!src.endsWith(".*")) return undefined;
   const lit = src.slice(0, -2);

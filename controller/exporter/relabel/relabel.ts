@@ -1,19 +1,35 @@
 // Prometheus `relabel_config` for metric relabeling, with the semantics of
-// Prometheus's model/relabel: same defaults (action replace, separator ";",
-// regex "(.*)" fully anchored, replacement "$1"), same validation rules and
-// messages, same per-action behaviour (empty replacement result deletes the
-// target label, invalid expanded target names are skipped, hashmod takes the
-// last 8 bytes of the md5 sum big-endian modulo `modulus`).
+// Prometheus 3's model/relabel and the scrape loop around it (the version in
+// test/tools/prometheus/go.mod; test/unit/exporter/prometheus-differential
+// checks every case against that code): same defaults (action replace,
+// separator ";", regex "(.*)" compiled as `^(?s:…)$`, replacement "$1"), same
+// validation rules and messages, same per-action behaviour (an empty
+// replacement result deletes the target label, expanded target names that are
+// not valid are skipped, labelmap walks the labels in labels.Builder's order,
+// hashmod takes the last 8 bytes of the md5 sum big-endian modulo `modulus`,
+// lowercase/uppercase map code point by code point as Go does).
 //
-// Label names are validated with the legacy rules of the 0.0.4 text format
-// ([a-zA-Z_][a-zA-Z0-9_]*), which is what this exporter serves.
+// Names are validated as Prometheus 3 validates them by default (UTF-8: any
+// non-empty string), so `target_label: http.route` is a valid target; the
+// serializer quotes or escapes such names for the scraper (see serialize.ts).
+// As in the scrape loop, a label with an empty value does not exist: it is
+// removed before the first rule (labels.Builder.Reset) and whenever a rule
+// sets it to "".
 import { createHash } from "node:crypto";
 import {
   RELABEL_ACTIONS as ACTIONS,
   type RelabelAction as Action,
 } from "../../api/relabel-actions.ts";
-import { isValidLabelName, isValidMetricName, type Sample } from "../model/model.ts";
-import { compileRegex, compileTemplate, expand, Regex, type Template } from "./regex.ts";
+import type { Sample } from "../model/model.ts";
+import { goToLower, goToUpper } from "./casemap.ts";
+import {
+  compileRegex,
+  compileTemplate,
+  expand,
+  Regex,
+  replaceAll,
+  type Template,
+} from "./regex.ts";
 
 export interface RelabelRule {
   action: Action;
@@ -44,11 +60,12 @@ function sharedDefaultRegex(): Regex {
   return defaultRegex;
 }
 
-/** Prometheus's relabelTarget: names made of letters, `_`, `$name`/`${name}` and word chars. */
-let relabelTarget: Regex | undefined;
-function isValidTemplateTarget(s: string): boolean {
-  relabelTarget ??= new Regex("(?:(?:[a-zA-Z_]|\\$(?:\\{\\w+\\}|\\w+))+\\w*)+");
-  return relabelTarget.test(s);
+/**
+ * A valid label (or metric) name under Prometheus 3's default UTF-8
+ * validation (model.UTF8Validation): non-empty, well-formed Unicode.
+ */
+export function isValidUtf8Name(s: string): boolean {
+  return s.length > 0 && s.isWellFormed();
 }
 
 const KNOWN_KEYS = new Set([
@@ -121,7 +138,8 @@ export function compileRelabelRule(
     } else {
       v.forEach((item, i) => {
         const s = asString(item);
-        if (s === undefined || !isValidLabelName(s)) {
+        // model.LabelName.UnmarshalYAML, UTF-8 validation.
+        if (s === undefined || !isValidUtf8Name(s)) {
           err(`source_labels[${i}]`, `${JSON.stringify(item)} is not a valid label name`);
         } else {
           sourceLabels.push(s);
@@ -180,24 +198,21 @@ export function compileRelabelRule(
       "target_label",
       `${JSON.stringify(targetLabel)} is invalid 'target_label' for ${a} action`,
     ];
-    if (a === "replace" && !targetLabel.includes("$") && !isValidLabelName(targetLabel)) {
-      return invalidTarget();
-    }
-    if (a === "replace" && targetLabel.includes("$") && !isValidTemplateTarget(targetLabel)) {
-      return invalidTarget();
-    }
+    // With UTF-8 validation a template target ($1…) is checked like any
+    // name, before expansion (config.go: isValidLabelNameWithRegexVarFn).
+    const targetChecked = ["replace", "lowercase", "uppercase", "keepequal", "dropequal"];
+    if (targetChecked.includes(a) && !isValidUtf8Name(targetLabel)) return invalidTarget();
     const caseOrEqual = ["lowercase", "uppercase", "keepequal", "dropequal"];
-    if (caseOrEqual.includes(a) && !isValidLabelName(targetLabel)) return invalidTarget();
     if (caseOrEqual.includes(a) && replacement !== "$1") {
       return ["replacement", `'replacement' can not be set for ${a} action`];
     }
-    if (a === "labelmap" && !isValidTemplateTarget(replacement)) {
+    if (a === "labelmap" && !isValidUtf8Name(replacement)) {
       return [
         "replacement",
         `${JSON.stringify(replacement)} is invalid 'replacement' for ${a} action`,
       ];
     }
-    if (a === "hashmod" && !isValidLabelName(targetLabel)) return invalidTarget();
+    if (a === "hashmod" && !isValidUtf8Name(targetLabel)) return invalidTarget();
     if (a === "keepequal" || a === "dropequal") {
       if (!regexIsDefault || modulus !== 0n || separator !== ";" || replacement !== "$1") {
         return [
@@ -249,7 +264,9 @@ function field(
   dflt: string,
   err: (field: string, message: string) => void,
 ): string {
-  if (!(key in raw) || raw[key] === null) return dflt;
+  if (!(key in raw)) return dflt;
+  // go-yaml leaves a null string field at Go's zero value, "".
+  if (raw[key] === null) return "";
   const s = asString(raw[key]);
   if (s === undefined) {
     err(key, "must be a string");
@@ -261,7 +278,12 @@ function field(
 // ---------------------------------------------------------------------------
 // Applying rules to one sample.
 
-/** Why a sample left the pipeline, if it did. */
+/**
+ * Why a sample left the pipeline, if it did. "drop": a keep/drop rule removed
+ * it, or no label at all is left (the scrape loop treats an empty label set
+ * as dropped); "invalid": labels are left but no metric name, or a label with
+ * an empty name — Prometheus fails the whole scrape for such a series.
+ */
 export type RelabelOutcome = "keep" | "drop" | "invalid";
 
 function getLabel(s: Sample, name: string): string {
@@ -272,16 +294,34 @@ function getLabel(s: Sample, name: string): string {
 }
 
 /**
- * Sets (or, for an empty value, deletes) a label, like labels.Builder.Set.
- * Records in `stats.lossy` that the series changed: two series can then
- * become one (even by adding a label another series already has).
+ * The names rules set during one relabel() call, in the order labels.Builder
+ * keeps its `add` list: labelmap visits them after the scraped ones.
  */
-function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): void {
+const added: string[] = [];
+
+function markAdded(name: string): void {
+  if (!added.includes(name)) added.push(name);
+}
+
+function unmarkAdded(name: string): void {
+  const i = added.indexOf(name);
+  if (i >= 0) added.splice(i, 1);
+}
+
+/** Removes label i (an index into the flat labels array). */
+function removeAt(s: Sample, i: number): void {
+  s.touch();
+  s.labels.splice(i, 2);
+}
+
+/** Sets (or, for an empty value, deletes) a label, like labels.Builder.Set. */
+function setLabel(s: Sample, name: string, value: string): void {
+  if (value === "") unmarkAdded(name);
+  else markAdded(name);
   if (name === "__name__") {
     if (s.name !== value) {
       s.touch();
       s.name = value;
-      stats.lossy = true;
     }
     return;
   }
@@ -289,13 +329,10 @@ function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): 
   for (let i = 0; i < l.length; i += 2) {
     if (l[i] === name) {
       if (value === "") {
-        s.touch();
-        s.labels.splice(i, 2);
-        stats.lossy = true;
+        removeAt(s, i);
       } else if (l[i + 1] !== value) {
         s.touch();
         s.labels[i + 1] = value;
-        stats.lossy = true;
       }
       return;
     }
@@ -303,19 +340,22 @@ function setLabel(s: Sample, name: string, value: string, stats: RelabelStats): 
   if (value === "") return;
   s.touch();
   s.labels.push(name, value);
-  stats.lossy = true;
 }
 
 /** labeldrop (drop = true) / labelkeep over every label including `__name__`, without allocating when nothing changes. */
-function filterLabels(s: Sample, rule: RelabelRule, drop: boolean, stats: RelabelStats): void {
+function filterLabels(s: Sample, rule: RelabelRule, drop: boolean): void {
   if (s.name !== "" && rule.regex.test("__name__") === drop) {
     s.touch();
     s.name = "";
+    unmarkAdded("__name__");
   }
   const l = s.labels;
   let w = 0;
   for (let r = 0; r < l.length; r += 2) {
-    if (rule.regex.test(l[r]!) === drop) continue;
+    if (rule.regex.test(l[r]!) === drop) {
+      if (added.length > 0) unmarkAdded(l[r]!);
+      continue;
+    }
     if (w !== r) {
       l[w] = l[r]!;
       l[w + 1] = l[r + 1]!;
@@ -325,15 +365,41 @@ function filterLabels(s: Sample, rule: RelabelRule, drop: boolean, stats: Relabe
   if (w === l.length) return;
   s.touch();
   s.labels.length = w;
-  stats.lossy = true;
 }
 
-/** Label names of the sample including `__name__` (a snapshot, like Builder.Range). */
-function labelNames(s: Sample): string[] {
-  const names = s.name === "" ? [] : ["__name__"];
+/** Go's string order (UTF-8 bytes), which is code point order. */
+export function compareNames(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (code points above U+FFFF) sort after every other unit in
+    // UTF-8, though not in UTF-16.
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The labels (with `__name__`) as labels.Builder.Range visits them, with
+ * their values at the start: the scraped labels not set by a rule, sorted by
+ * name, then those rules set, in the order they were first set.
+ */
+function rangeLabels(s: Sample): [string, string][] {
+  const base: [string, string][] = [];
+  const adds: [string, string][] = [];
+  if (s.name !== "") (added.includes("__name__") ? adds : base).push(["__name__", s.name]);
   const l = s.labels;
-  for (let i = 0; i < l.length; i += 2) names.push(l[i]!);
-  return names;
+  for (let i = 0; i < l.length; i += 2) {
+    (added.includes(l[i]!) ? adds : base).push([l[i]!, l[i + 1]!]);
+  }
+  base.sort((x, y) => compareNames(x[0], y[0]));
+  if (adds.length > 1) adds.sort((x, y) => added.indexOf(x[0]) - added.indexOf(y[0]));
+  return base.concat(adds);
 }
 
 function sourceValue(s: Sample, rule: RelabelRule): string {
@@ -364,14 +430,10 @@ export function hashmod(val: string, modulus: bigint): bigint {
   return sum.readBigUInt64BE(8) % modulus;
 }
 
-/** Names already seen valid (renames produce few distinct names). */
-
 /** Counters the caller turns into self-metrics. */
 export interface RelabelStats {
-  /** Expanded target/labelmap names that were not valid label names (skipped). */
+  /** Expanded replace targets that were not valid label names (skipped). */
   invalidTargets: number;
-  /** Set when a rule changed a label or the name (two series may then coincide). */
-  lossy: boolean;
 }
 
 /** Applies one rule in place; false when the sample is dropped. */
@@ -393,64 +455,85 @@ function applyRule(s: Sample, rule: RelabelRule, stats: RelabelStats): boolean {
         !rule.targetLabel.includes("$") &&
         !rule.replacement.includes("$")
       ) {
-        setLabel(s, rule.targetLabel, rule.replacement, stats);
+        setLabel(s, rule.targetLabel, rule.replacement);
         return true;
       }
       const m = rule.regex.match(val);
       if (m === null) return true;
       const target = expand(rule.targetTemplate, val, m);
-      if (!isValidLabelName(target)) {
+      if (!isValidUtf8Name(target)) {
         stats.invalidTargets++;
         return true;
       }
-      setLabel(s, target, expand(rule.replacementTemplate, val, m), stats);
+      setLabel(s, target, expand(rule.replacementTemplate, val, m));
       return true;
     }
     case "lowercase":
-      setLabel(s, rule.targetLabel, sourceValue(s, rule).toLowerCase(), stats);
+      setLabel(s, rule.targetLabel, goToLower(sourceValue(s, rule)));
       return true;
     case "uppercase":
-      setLabel(s, rule.targetLabel, sourceValue(s, rule).toUpperCase(), stats);
+      setLabel(s, rule.targetLabel, goToUpper(sourceValue(s, rule)));
       return true;
     case "hashmod":
-      setLabel(s, rule.targetLabel, hashmod(sourceValue(s, rule), rule.modulus).toString(), stats);
+      setLabel(s, rule.targetLabel, hashmod(sourceValue(s, rule), rule.modulus).toString());
       return true;
     case "labelmap": {
-      for (const name of labelNames(s)) {
-        const m = rule.regex.match(name);
-        if (m === null) continue;
-        const target = expand(rule.replacementTemplate, name, m);
-        if (!isValidLabelName(target)) {
-          stats.invalidTargets++;
-          continue;
-        }
-        setLabel(s, target, getLabel(s, name), stats);
+      // Prometheus sets ReplaceAllString's result unchecked: an empty name
+      // makes an invalid series (the scrape fails), any other is valid UTF-8.
+      for (const [name, value] of rangeLabels(s)) {
+        if (!rule.regex.test(name)) continue;
+        setLabel(s, replaceAll(rule.regex, name, rule.replacementTemplate), value);
       }
       return true;
     }
     case "labeldrop":
-      filterLabels(s, rule, true, stats);
+      filterLabels(s, rule, true);
       return true;
     case "labelkeep":
-      filterLabels(s, rule, false, stats);
+      filterLabels(s, rule, false);
       return true;
   }
 }
 
+/** Removes labels with an empty value (labels.Builder.Reset does, before any rule). */
+export function dropEmptyLabels(s: Sample): boolean {
+  const l = s.labels;
+  let i = 1;
+  while (i < l.length && l[i] !== "") i += 2;
+  if (i >= l.length) return false;
+  s.touch();
+  const kept = s.labels;
+  let w = 0;
+  for (let r = 0; r < kept.length; r += 2) {
+    if (kept[r + 1] === "") continue;
+    kept[w++] = kept[r]!;
+    kept[w++] = kept[r + 1]!;
+  }
+  kept.length = w;
+  return true;
+}
+
+/** What a relabeled series is: kept, dropped (no label left) or invalid. */
+export function seriesOutcome(s: Sample): RelabelOutcome {
+  const l = s.labels;
+  if (s.name === "") return l.length === 0 ? "drop" : "invalid";
+  for (let i = 0; i < l.length; i += 2) if (l[i] === "") return "invalid";
+  return "keep";
+}
+
 /**
- * Applies `rules` in order to the sample, mutating its name and labels.
- * "drop": a keep/drop/keepequal/dropequal rule removed it; "invalid": the
- * rules left it without a valid metric name.
+ * Applies `rules` in order to the sample, mutating its name and labels
+ * (empty-valued labels go first, as in the scrape loop).
  */
 export function relabel(
   s: Sample,
   rules: readonly RelabelRule[],
   stats: RelabelStats,
 ): RelabelOutcome {
-  const original = s.name;
+  dropEmptyLabels(s);
+  added.length = 0;
   for (const rule of rules) {
     if (!applyRule(s, rule, stats)) return "drop";
   }
-  if (s.name !== original && !isValidMetricName(s.name)) return "invalid";
-  return "keep";
+  return seriesOutcome(s);
 }

@@ -28,8 +28,6 @@ export interface RelabelTemplate {
   consts: readonly string[];
   /** Output equals input (nothing to rewrite, the scraped line can be copied). */
   identity: boolean;
-  /** The series changed (two series may now coincide). */
-  lossy: boolean;
   /** Target labels skipped because their expansion was not a valid name. */
   invalidTargets: number;
   /** Set when this series must go through the rule engine itself (see PLACEHOLDER). */
@@ -77,7 +75,6 @@ const FALLBACK: RelabelTemplate = {
   sources: [],
   consts: [],
   identity: false,
-  lossy: true,
   invalidTargets: 0,
   fallback: true,
 };
@@ -221,7 +218,7 @@ export class RelabelTemplates {
       labels.push(inNames[i]!, v);
     }
     const standIn = new Sample(name, labels.slice(), 0);
-    const stats: RelabelStats = { invalidTargets: 0, lossy: false };
+    const stats: RelabelStats = { invalidTargets: 0 };
     const outcome = relabel(standIn, this.#rules, stats);
     const out = standIn.labels;
     const names: string[] = [];
@@ -253,7 +250,6 @@ export class RelabelTemplates {
       sources,
       consts,
       identity,
-      lossy: stats.lossy,
       invalidTargets: stats.invalidTargets,
       fallback: false,
     };

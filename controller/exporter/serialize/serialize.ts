@@ -3,9 +3,34 @@
 // (\\ \n), values in Go's shortest 'g' form (1e+06, NaN, +Inf), timestamps as
 // integer milliseconds. Samples whose value is untouched are written with the
 // exact text upstream sent.
-import type { Family, Sample } from "../model/model.ts";
+//
+// Names that are not legacy-valid (UTF-8 names such as `http.route`) are
+// written quoted, as expfmt does with escaping=allow-utf-8: `{"a.b",x="1"}`,
+// `"c:d"="1"`, `# HELP "a.b" …`. Unlike expfmt, label names are checked with
+// the label rule, so `c:d` is quoted (expfmt writes it bare, which Prometheus's
+// parser refuses). For scrapers that did not ask for UTF-8 names,
+// escapeExposition rewrites such names as client_golang would (escaping=underscores
+// by default).
+import {
+  formatGoFloat,
+  formatOpenMetricsFloat,
+  isCanonicalFloat,
+  parseGoFloatFull,
+} from "../model/float.ts";
+import {
+  type Family,
+  isValidLabelName,
+  isValidMetricName,
+  type MetricType,
+  type Sample,
+  UTF8_NAMES,
+} from "../model/model.ts";
+import { parse } from "../parse/parse.ts";
 
-export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+export { formatGoFloat };
+
+/** The name escaping schemes of the text format's Content-Type (model.EscapingScheme). */
+export type Escaping = "allow-utf-8" | "underscores" | "dots" | "values";
 
 const NEEDS_HELP_ESCAPE = /[\\\n]/;
 
@@ -28,45 +53,115 @@ export function escapeHelp(v: string): string {
   return v.replace(/[\\\n]/g, (c) => (c === "\\" ? "\\\\" : "\\n"));
 }
 
-/** Go's strconv.FormatFloat(v, 'g', -1, 64), as used by expfmt. */
-export function formatGoFloat(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Number.POSITIVE_INFINITY) return "+Inf";
-  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
-  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
-  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
-  const e = v.toExponential(); // shortest round-trip digits, e.g. "1.5e+7"
-  const at = e.indexOf("e");
-  const exp = Number(e.slice(at + 1));
-  // Go uses the exponent form below 1e-4 and from 1e+06 on (JS only from 1e21),
-  // with at least two exponent digits.
-  if (exp < -4 || exp >= 6) {
-    const sign = exp < 0 ? "-" : "+";
-    const digits = String(Math.abs(exp)).padStart(2, "0");
-    return `${e.slice(0, at)}e${sign}${digits}`;
+/** A metric name as written: bare when legacy-valid, else quoted. */
+function metricName(n: string): string {
+  return isValidMetricName(n) ? n : `"${escapeLabelValue(n)}"`;
+}
+
+/** A label name as written: bare when legacy-valid, else quoted. */
+function labelName(n: string): string {
+  return isValidLabelName(n) ? n : `"${escapeLabelValue(n)}"`;
+}
+
+/**
+ * model.EscapeName for a name that is not legacy-valid (legacy-valid names
+ * are written unchanged, as model.EscapeMetricFamily leaves them). A label
+ * name is escaped by the label rule (no `:`), so the result is always a
+ * valid name for the 0.0.4 text format.
+ */
+export function escapeName(name: string, scheme: Escaping, label: boolean): string {
+  if (scheme === "allow-utf-8" || (label ? isValidLabelName(name) : isValidMetricName(name))) {
+    return name;
   }
-  return String(v);
+  let out = scheme === "values" ? "U__" : "";
+  let i = 0; // byte index, as Go's range over a string
+  for (const ch of name) {
+    const c = ch.codePointAt(0)!;
+    const valid =
+      (c >= 97 && c <= 122) ||
+      (c >= 65 && c <= 90) ||
+      c === 95 ||
+      (c === 58 && !label) ||
+      (c >= 48 && c <= 57 && i > 0);
+    if (scheme === "underscores") out += valid ? ch : "_";
+    else if (c === 95) out += "__";
+    else if (scheme === "dots" && c === 46) out += "_dot_";
+    else if (valid) out += ch;
+    else if (scheme === "dots") out += "__";
+    else out += `_${c.toString(16)}_`;
+    i += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return out;
 }
 
 /**
  * The series part of a changed or computed sample's line — `name{a="1",b="2"}`
- * in label order — cached on the sample (it is also the duplicate check's key).
+ * in label order, or `{"a.b",a="1"}` for a UTF-8 name — cached on the sample.
  */
 export function seriesText(s: Sample): string {
   if (s.series !== undefined) return s.series;
-  let t = s.name;
-  const l = s.labels;
-  if (l.length > 0) {
-    t += "{";
-    for (let i = 0; i < l.length; i += 2) {
-      if (i > 0) t += ",";
-      t += `${l[i]}="${escapeLabelValue(l[i + 1]!)}"`;
-    }
-    t += "}";
-  }
+  const t = seriesTextAs(s.name, s.labels, "allow-utf-8");
   s.series = t;
   return t;
 }
+
+/** The series text of `name` and `labels` with names escaped by `scheme`. */
+function seriesTextAs(name: string, l: readonly string[], scheme: Escaping): string {
+  let t: string;
+  let sep: string;
+  if (isValidMetricName(name)) {
+    t = name;
+    if (l.length === 0) return t;
+    t += "{";
+    sep = "";
+  } else {
+    t = `{${metricName(name)}`;
+    sep = ",";
+  }
+  for (let i = 0; i < l.length; i += 2) {
+    const n = scheme === "allow-utf-8" ? l[i]! : escapeName(l[i]!, scheme, true);
+    t += `${sep}${labelName(n)}="${escapeLabelValue(l[i + 1]!)}"`;
+    sep = ",";
+  }
+  return `${t}}`;
+}
+
+/** Whether a sample's names need quoting or escaping (see UTF8_NAMES). */
+function hasUtf8Names(s: Sample): boolean {
+  if (s.start >= 0) return (s.flags & UTF8_NAMES) !== 0;
+  if (!isValidMetricName(s.name)) return true;
+  const l = s.labels;
+  for (let i = 0; i < l.length; i += 2) if (!isValidLabelName(l[i]!)) return true;
+  return false;
+}
+
+/**
+ * Whether Prometheus's parser reads every `le` (histogram) or `quantile`
+ * (summary) of the family back as it is: untouched lines were normalized
+ * when parsed, a value a rule set may not be in FormatOpenMetricsFloat form.
+ */
+function floatLabelsStable(f: Family): boolean {
+  const label = f.type === "histogram" ? "le" : f.type === "summary" ? "quantile" : undefined;
+  if (label === undefined) return true;
+  for (const s of f.samples) {
+    if (s.start >= 0) continue;
+    const l = s.labels;
+    for (let i = 0; i < l.length; i += 2) {
+      if (l[i] !== label) continue;
+      const v = l[i + 1]!;
+      if (isCanonicalFloat(v, 0, v.length)) break;
+      const x = parseGoFloatFull(v);
+      if (x !== undefined && formatOpenMetricsFloat(x) !== v) return false;
+      break;
+    }
+  }
+  return true;
+}
+
+const SUFFIXES: Partial<Record<MetricType, readonly string[]>> = {
+  histogram: ["_bucket", "_sum", "_count"],
+  summary: ["", "_sum", "_count"],
+};
 
 /**
  * Writes exposition text into one growing Buffer. Lines of untouched samples
@@ -83,6 +178,12 @@ export class ExpositionWriter {
 
   /** Growth beyond this size goes step by step (the output is rarely larger than the input). */
   readonly #expected: number;
+  /** How names that are not legacy-valid are written (allow-utf-8: quoted). */
+  readonly #escaping: Escaping;
+  /** The type of the last TYPE line written (see writeFamily). */
+  #lastType: MetricType | undefined;
+  /** Whether a name that is not legacy-valid was written (quoted). */
+  utf8Names = false;
 
   /**
    * `bytes` must be the UTF-8 form of `text` and pure ASCII (same length) to
@@ -90,7 +191,12 @@ export class ExpositionWriter {
    * grows ahead of need; it starts small, since aggregation usually makes the
    * output a fraction of the input.
    */
-  constructor(source?: { text: string; bytes: Uint8Array | undefined }, expectedSize = 64 * 1024) {
+  constructor(
+    source?: { text: string; bytes: Uint8Array | undefined },
+    expectedSize = 64 * 1024,
+    escaping: Escaping = "allow-utf-8",
+  ) {
+    this.#escaping = escaping;
     this.#expected = Math.max(1024, expectedSize);
     this.#buf = Buffer.allocUnsafe(Math.min(this.#expected, 256 * 1024));
     this.#srcText = source?.text;
@@ -133,13 +239,34 @@ export class ExpositionWriter {
   }
 
   writeFamily(f: Family): void {
-    if (f.help !== undefined) this.write(`# HELP ${f.name} ${escapeHelp(f.help)}\n`);
-    if (f.typed) this.write(`# TYPE ${f.name} ${f.type}\n`);
+    const escaping = this.#escaping;
+    const name = escapeName(f.name, escaping, false);
+    // An empty name cannot be written escaped (client_golang has none).
+    if (name === "" && escaping !== "allow-utf-8") return;
+    if (!isValidMetricName(name)) this.utf8Names = true;
+    if (f.help !== undefined) this.write(`# HELP ${metricName(name)} ${escapeHelp(f.help)}\n`);
+    if (f.typed) {
+      // Prometheus's parser normalizes `le` in a histogram and `quantile` in
+      // a summary (1 → "1.0"): a value a rule set otherwise would not be read
+      // as it is stored. Such a family is served untyped, so its samples are.
+      const type = floatLabelsStable(f) ? f.type : "untyped";
+      this.write(`# TYPE ${metricName(name)} ${type}\n`);
+      this.#lastType = type;
+    } else if (this.#lastType === "histogram" || this.#lastType === "summary") {
+      // Prometheus's parser normalizes `le`/`quantile` values by the last
+      // TYPE line, whatever its name: an untyped family after a histogram
+      // would be read as one. Say what it is.
+      this.write(`# TYPE ${metricName(name)} untyped\n`);
+      this.#lastType = "untyped";
+    }
+    const suffixes = escaping === "allow-utf-8" ? undefined : SUFFIXES[f.type];
     let runSrc: string | undefined;
     let runStart = -1;
     let runEnd = -1;
     for (const smp of f.samples) {
-      if (smp.start >= 0) {
+      const utf8 = (smp.flags & UTF8_NAMES) !== 0;
+      if (smp.start >= 0 && !(utf8 && escaping !== "allow-utf-8")) {
+        if (utf8) this.utf8Names = true;
         if (runSrc === smp.src && runEnd === smp.start) {
           runEnd = smp.end;
           continue;
@@ -154,7 +281,22 @@ export class ExpositionWriter {
         this.copy(runSrc, runStart, runEnd);
         runSrc = undefined;
       }
-      let line = seriesText(smp);
+      let line: string;
+      if (escaping === "allow-utf-8") {
+        if (!this.utf8Names && hasUtf8Names(smp)) this.utf8Names = true;
+        line = seriesText(smp);
+      } else {
+        // As expfmt: a histogram's or summary's series are the escaped family
+        // name plus their suffix.
+        const suffix = suffixes?.find(
+          (x) =>
+            smp.name.length === f.name.length + x.length &&
+            smp.name.startsWith(f.name) &&
+            smp.name.endsWith(x),
+        );
+        const n = suffix !== undefined ? name + suffix : escapeName(smp.name, escaping, false);
+        line = seriesTextAs(n, smp.labels, escaping);
+      }
       line += " ";
       line += smp.vStart >= 0 ? smp.src!.slice(smp.vStart, smp.vEnd) : formatGoFloat(smp.value);
       if (smp.timestamp !== undefined) line += ` ${smp.timestamp}`;
@@ -175,4 +317,15 @@ export function serialize(families: readonly Family[]): string {
   const w = new ExpositionWriter();
   for (const f of families) w.writeFamily(f);
   return w.finish().toString("utf8");
+}
+
+/**
+ * An exposition this package wrote (allow-utf-8) with its names escaped by
+ * `scheme` instead, for a scraper that did not ask for UTF-8 names — what
+ * client_golang serves such a scraper.
+ */
+export function escapeExposition(body: Buffer, scheme: Escaping): Buffer {
+  const w = new ExpositionWriter(undefined, body.length, scheme);
+  for (const f of parse(body)) w.writeFamily(f);
+  return Buffer.from(w.finish());
 }

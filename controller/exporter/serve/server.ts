@@ -8,15 +8,18 @@
 // One upstream scrape per incoming scrape, shared by concurrent scrapers
 // (single flight: an HA Prometheus pair costs coderd one scrape). When the
 // upstream scrape fails for any reason the answer is the self-metrics only,
-// never a partial payload.
+// never a partial payload. The text format is negotiated as client_golang
+// does (negotiate.ts): UTF-8 names are served quoted to a scraper that asks
+// for escaping=allow-utf-8 (Prometheus 3), escaped to any other.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { constants, gzip } from "node:zlib";
 import type { Logger } from "../../common/log.ts";
 import type { SelfMetrics, UpstreamErrorReason } from "../self-metrics.ts";
-import { ParseError } from "../model/model.ts";
-import { TEXT_CONTENT_TYPE } from "../serialize/serialize.ts";
+import { InvalidSeriesError, ParseError } from "../model/model.ts";
+import { type Escaping, escapeExposition } from "../serialize/serialize.ts";
+import { negotiateEscaping, textContentType } from "./negotiate.ts";
 import type { Pipeline, PipelineStream } from "../pipeline.ts";
 import type { Upstream } from "../upstream/upstream.ts";
 
@@ -30,9 +33,35 @@ export interface ServerDeps {
   pipeline: () => Pipeline | undefined;
 }
 
-interface Flight {
+/** One way of writing a flight's answer, and its gzip once a scraper asked. */
+interface Rendering {
   body: Buffer;
   gzipped: Promise<Buffer> | undefined;
+}
+
+interface Flight {
+  /**
+   * The transformed upstream payload, kept only when it has names that are
+   * not legacy-valid (other renderings are made from it on request).
+   */
+  upstream: Buffer | undefined;
+  self: Buffer;
+  /** By escaping scheme; allow-utf-8 (UTF-8 names quoted) is made at once. */
+  renderings: Map<Escaping, Rendering>;
+}
+
+/** The answer for a scraper that negotiated `escaping`. */
+function rendering(flight: Flight, escaping: Escaping): Rendering {
+  // Without UTF-8 names every scheme writes the same text.
+  const up = flight.upstream;
+  const key: Escaping = up !== undefined ? escaping : "allow-utf-8";
+  let r = flight.renderings.get(key);
+  if (r === undefined) {
+    // Only reached with UTF-8 names, for a scheme other than allow-utf-8.
+    r = { body: Buffer.concat([escapeExposition(up!, key), flight.self]), gzipped: undefined };
+    flight.renderings.set(key, r);
+  }
+  return r;
 }
 
 /** A /metrics answer computed once per flight. */
@@ -60,6 +89,7 @@ export class Scraper {
     const { metrics, log } = this.#deps;
     const pipeline = this.#deps.pipeline();
     let body: Buffer | undefined;
+    let utf8Names = false;
     if (pipeline !== undefined) {
       const end = metrics.scrapeDuration.startTimer();
       // The payload is transformed piece by piece while it arrives; only the
@@ -87,14 +117,21 @@ export class Scraper {
           const out = timed(() => stream!.end());
           metrics.recordTransform(out.stats);
           body = out.body;
+          utf8Names = out.utf8Names;
         } else {
           failure = res;
         }
       } catch (err) {
-        failure =
-          err instanceof ParseError
-            ? { reason: "malformed", message: `malformed payload: ${err.message}` }
-            : { reason: "other", message: `transformation failed: ${String(err)}` };
+        if (err instanceof ParseError) {
+          failure = { reason: "malformed", message: `malformed payload: ${err.message}` };
+        } else if (err instanceof InvalidSeriesError) {
+          // What Prometheus does when it applies the rules itself: the whole
+          // scrape fails (its `up` is 0); here coderd's series go stale alike.
+          metrics.ruleErrors.inc({ reason: "invalid_series" });
+          failure = { reason: "invalid_series", message: err.message };
+        } else {
+          failure = { reason: "other", message: `transformation failed: ${String(err)}` };
+        }
       } finally {
         stream?.abort();
       }
@@ -121,7 +158,16 @@ export class Scraper {
       metrics.upstreamUp.set(0);
     }
     const self = Buffer.from(await metrics.text(), "utf8");
-    return { body: body === undefined ? self : Buffer.concat([body, self]), gzipped: undefined };
+    const quoted = {
+      body: body === undefined ? self : Buffer.concat([body, self]),
+      gzipped: undefined,
+    };
+    return {
+      // A copy: `body` is a view on the writer's larger buffer.
+      upstream: body !== undefined && utf8Names ? Buffer.from(body) : undefined,
+      self,
+      renderings: new Map([["allow-utf-8", quoted]]),
+    };
   }
 }
 
@@ -167,16 +213,20 @@ export function createExporterServer(deps: ServerDeps): ExporterServer {
         ? Math.max(100, timeoutHeader * 1000 - 250)
         : undefined;
     const flight = await scraper.scrape(timeoutMs);
+    // Go's Header.Get: the first Accept header only.
+    const escaping = negotiateEscaping(req.headersDistinct.accept?.[0]);
+    const r = rendering(flight, escaping);
+    const contentType = textContentType(escaping);
     if (/\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""))) {
-      flight.gzipped ??= gzipAsync(flight.body, { level: constants.Z_BEST_SPEED });
-      const z = await flight.gzipped;
+      r.gzipped ??= gzipAsync(r.body, { level: constants.Z_BEST_SPEED });
+      const z = await r.gzipped;
       return reply(200, z, {
-        "content-type": TEXT_CONTENT_TYPE,
+        "content-type": contentType,
         "content-encoding": "gzip",
-        vary: "Accept-Encoding",
+        vary: "Accept, Accept-Encoding",
       });
     }
-    return reply(200, flight.body, { "content-type": TEXT_CONTENT_TYPE, vary: "Accept-Encoding" });
+    return reply(200, r.body, { "content-type": contentType, vary: "Accept, Accept-Encoding" });
   };
 
   const server = createServer((req, res) => {

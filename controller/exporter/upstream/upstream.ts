@@ -11,8 +11,12 @@ import { errors, Pool } from "undici";
 import type { UpstreamErrorReason } from "../self-metrics.ts";
 import { type ExpositionFormat, formatFromContentType } from "../parse/parse.ts";
 
+/**
+ * Text 0.0.4 preferred; escaping=allow-utf-8 as Prometheus 3 asks, so coderd
+ * sends UTF-8 names as they are (quoted) rather than escaped.
+ */
 export const ACCEPT =
-  "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1";
+  "text/plain;version=0.0.4;escaping=allow-utf-8;q=0.9,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,*/*;q=0.1";
 
 export interface UpstreamOptions {
   url: string;

@@ -755,9 +755,10 @@ describe("CoderMetrics validation by the API server", () => {
     ],
     ["bad address", { coder: { address: "localhost" } }, /spec.coder.address/],
     [
-      "bad label name",
+      // Names are UTF-8 as in Prometheus 3 ("a-b", "http.route" are fine); only "" is not.
+      "empty label name",
       {
-        exporter: { config: { metricRelabelings: [{ sourceLabels: ["a-b"], targetLabel: "x" }] } },
+        exporter: { config: { metricRelabelings: [{ sourceLabels: [""], targetLabel: "x" }] } },
       },
       /sourceLabels\[0\]/,
     ],

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type CoderStandin, startCoderStandin } from "../../support/coder-standin.ts";
+import { type PromEvent, promrefBatch } from "../../support/promref.ts";
 
 const CLI = join(import.meta.dirname, "../../../controller/cli.ts");
 
@@ -65,6 +66,83 @@ describe("coder-metrics relabel", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /malformed input: line 2: /);
     assert.equal(r.stdout, "");
+  });
+
+  describe("gives what Prometheus 3 stores (promref) for the cases issue #13 names", () => {
+    const CASES: { name: string; rules: unknown[]; payload: string }[] = [
+      {
+        name: "1: regex . matches a newline (^(?s:…)$)",
+        rules: [{ source_labels: ["a"], regex: "x.y", action: "keep" }],
+        payload: 'm{a="x\\ny"} 1\nm{a="x\ny"} 2\nm{a="xzy"} 3\nm{a="xy"} 4\n',
+      },
+      {
+        name: "2: duplicate label sets after relabeling, the first wins",
+        rules: [
+          { regex: "d", action: "labeldrop" },
+          { target_label: "b", replacement: "1" },
+        ],
+        payload: 'm{b="1",c="2"} 1\nm{c="2",d="x"} 2\n',
+      },
+      {
+        name: "3: UTF-8 names in the payload and in the rules",
+        rules: [
+          {
+            source_labels: ["http.route"],
+            regex: "/api/(.*)",
+            target_label: "api.version",
+            replacement: "$1",
+          },
+        ],
+        payload: '{"coder.http.requests", "http.route"="/api/v2"} 7\n',
+      },
+      {
+        name: "4: empty label values, in the input and made by a rule",
+        rules: [{ source_labels: ["b"], regex: "drop-me", target_label: "b", replacement: "" }],
+        payload: 'm{a="",b="drop-me"} 1\nm{a="",b="keep"} 2\nm 3\n',
+      },
+      {
+        name: "5: a series left without __name__ fails the whole scrape",
+        rules: [{ regex: "a", action: "labelkeep" }],
+        payload: 'm{a="1"} 1\n',
+      },
+    ];
+    for (const c of CASES) {
+      it(c.name, async () => {
+        const rules = join(dir, "issue13.yaml");
+        await writeFile(rules, JSON.stringify(c.rules));
+        const [want] = promrefBatch([
+          { mode: "relabel", rules: JSON.stringify(c.rules), payload: c.payload },
+        ]);
+        const result = want!.at(-1)!;
+        assert.ok(result.kind === "result");
+        const r = await run(["relabel", "--config", rules], c.payload);
+        if (result.error !== null) {
+          assert.equal(r.code, 1, r.stdout);
+          assert.match(r.stderr, /Prometheus fails the whole scrape/);
+          assert.equal(r.stdout, "");
+          return;
+        }
+        assert.equal(r.code, 0, r.stderr);
+        const stored = (events: PromEvent[]) =>
+          events
+            .filter((e) => e.kind === "series")
+            .map((e) => JSON.stringify(e))
+            .sort();
+        const [served] = promrefBatch([{ mode: "parse", payload: r.stdout }]);
+        assert.deepEqual(stored(served!), stored(want!), r.stdout);
+      });
+    }
+
+    it("3, to a scraper without UTF-8 support: --escaping underscores", async () => {
+      const rules = join(dir, "issue13-3.yaml");
+      await writeFile(rules, "[]\n");
+      const r = await run(
+        ["relabel", "--config", rules, "--escaping", "underscores"],
+        '{"coder.http.requests", "http.route"="/api/v2"} 7\n',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'coder_http_requests{http_route="/api/v2"} 7\n');
+    });
   });
 
   it("usage errors exit 2", async () => {

@@ -165,7 +165,8 @@ describe("exporter: serving", () => {
         r.text,
         /# HELP coderd_om_requests_total Requests\.\n# TYPE coderd_om_requests_total counter\ncoderd_om_requests_total\{code="200"\} 7\n/,
       );
-      assert.ok(!r.text.includes("_created"));
+      // Prometheus 3 stores _created samples as series: so are they served.
+      assert.match(r.text, /^coderd_om_requests_created\{code="200"\} 1\.7e9$/m);
       const accept = String(env.standin.lastHeaders.accept);
       assert.match(accept, /text\/plain;version=0\.0\.4/);
       assert.match(accept, /application\/openmetrics-text/);
@@ -248,6 +249,81 @@ describe("exporter: upstream failures serve self-metrics only", () => {
     const r = await get(`${env.exporter.url}/metrics`);
     assert.equal(metric(r.text, "coder_metrics_exporter_upstream_up"), 1);
     assert.match(r.text, /^coderd_agents_up/m);
+  });
+});
+
+describe("exporter: Prometheus 3 names and series", () => {
+  // As Prometheus 3 asks (scrape.go) and as a scraper that does not ask.
+  const PROMETHEUS_3 =
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.7,application/openmetrics-text;version=0.0.1;q=0.6,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.3";
+  let env: Env;
+  before(async () => {
+    env = await setup(
+      `metric_relabel_configs:
+  - {source_labels: ["http.route"], regex: "/api/(.*)", target_label: "api.path", replacement: "$1"}
+  - {source_labels: [kill], regex: "yes", target_label: __name__, replacement: ""}
+`,
+    );
+  });
+  after(() => teardown(env));
+
+  it("serves UTF-8 names quoted to Prometheus 3, escaped to other scrapers", async () => {
+    env.standin.behaviour = {
+      ...defaultBehaviour(),
+      body: '# TYPE "coder.http.requests" counter\n{"coder.http.requests","http.route"="/api/v2"} 7\n',
+    };
+    try {
+      const p3 = await get(`${env.exporter.url}/metrics`, { accept: PROMETHEUS_3 });
+      assert.equal(
+        p3.headers.get("content-type"),
+        "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8",
+      );
+      assert.match(p3.text, /^# TYPE "coder\.http\.requests" counter$/m);
+      assert.match(
+        p3.text,
+        /^\{"coder\.http\.requests","http\.route"="\/api\/v2","api\.path"="v2"\} 7$/m,
+      );
+      const others: Record<string, string>[] = [{}, { accept: "text/plain;version=0.0.4" }];
+      for (const headers of others) {
+        const other = await get(`${env.exporter.url}/metrics`, headers);
+        assert.equal(
+          other.headers.get("content-type"),
+          "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
+        );
+        assert.match(
+          other.text,
+          /^coder_http_requests\{http_route="\/api\/v2",api_path="v2"\} 7$/m,
+        );
+        assert.ok(!other.text.includes('"coder.http.requests"'));
+      }
+      // coderd is asked for UTF-8 names too.
+      assert.match(String(env.standin.lastHeaders.accept), /escaping=allow-utf-8/);
+    } finally {
+      env.standin.behaviour = defaultBehaviour();
+    }
+  });
+
+  it("a series a rule leaves without a name fails the scrape, as in Prometheus", async () => {
+    env.standin.behaviour = {
+      ...defaultBehaviour(),
+      body: 'coderd_fine{a="1"} 1\ncoderd_victim{kill="yes"} 2\n',
+    };
+    try {
+      const r = await get(`${env.exporter.url}/metrics`);
+      assert.equal(r.status, 200);
+      assert.ok(!/^coderd_/m.test(r.text), "no coderd series at all");
+      assert.equal(metric(r.text, "coder_metrics_exporter_upstream_up"), 0);
+      assert.equal(
+        metric(r.text, 'coder_metrics_exporter_upstream_errors_total{reason="invalid_series"}'),
+        1,
+      );
+      assert.equal(
+        metric(r.text, 'coder_metrics_exporter_rule_errors_total{reason="invalid_series"}'),
+        1,
+      );
+    } finally {
+      env.standin.behaviour = defaultBehaviour();
+    }
   });
 });
 

@@ -40,9 +40,18 @@ const usage = `usage: promref <command> [flags]   (input on stdin, JSON lines on
                                      model.EscapeName for each NAME, one a line
                                      (--as-exposed: what the expfmt encoder writes,
                                      which leaves legacy-valid names alone)
-  negotiate [--accept HEADER] [--openmetrics]
+  negotiate [--accept HEADER] [--openmetrics | --text-only] [--stdin]
                                      Content-Type and escaping that expfmt.Negotiate
-                                     (NegotiateIncludingOpenMetrics) picks
+                                     (NegotiateIncludingOpenMetrics, or
+                                     NegotiateAccept(h, FmtText)) picks; --stdin:
+                                     one JSON string header a line (null: none)
+  batch                              many cases in one run: NDJSON cases
+                                     {"mode":"parse"|"relabel","rules":YAML,
+                                     "payload":TEXT|"payload_b64":B64,
+                                     "content_type":T,"scrape_time_ms":MS} on
+                                     stdin, one {"events":[...]} line each
+  casemap                            Go's strings.ToLower/ToUpper of every code
+                                     point they change: "hex lower upper"
   bench    --rules FILE --payload FILE --scrapes N [--cache] [--content-type T]
            [--output FILE]
                                      benchmark peer: parse + relabel + write text N
@@ -72,6 +81,10 @@ func main() {
 		cmdNegotiate(out, args)
 	case "bench":
 		cmdBench(out, args)
+	case "batch":
+		cmdBatch(out, args)
+	case "casemap":
+		cmdCasemap(out, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -208,8 +221,12 @@ func cmdParse(out io.Writer, args []string) {
 	fs := newFlags("parse")
 	contentType := fs.String("content-type", defaultContentType, "Content-Type of the scrape response")
 	parseFlags(fs, args)
-	enc := newEncoder(out)
-	p, err := newParser(readStdin(), *contentType, nil)
+	parseEvents(newEncoder(out), readStdin(), *contentType)
+}
+
+// parseEvents emits what the parser makes of b, then the result.
+func parseEvents(enc *json.Encoder, b []byte, contentType string) {
+	p, err := newParser(b, contentType, nil)
 	if p == nil {
 		_ = enc.Encode(parseResult{"result", errPtr(err)})
 		return
@@ -249,6 +266,11 @@ func loadRules(path string) ([]*relabel.Config, error) {
 	if err != nil {
 		usageExit("reading rules: " + err.Error())
 	}
+	return parseRules(b)
+}
+
+// parseRules is loadRules on the YAML text itself.
+func parseRules(b []byte) ([]*relabel.Config, error) {
 	var rules []*relabel.Config
 	if err := yaml.UnmarshalStrict(b, &rules); err != nil {
 		return nil, err
@@ -503,22 +525,52 @@ func cmdNegotiate(out io.Writer, args []string) {
 	fs := newFlags("negotiate")
 	accept := fs.String("accept", "", "Accept header sent by the client (empty: none)")
 	openMetrics := fs.Bool("openmetrics", false, "use NegotiateIncludingOpenMetrics (client_golang's EnableOpenMetrics)")
+	textOnly := fs.Bool("text-only", false, "NegotiateAccept(h, FmtText): a server that only offers the text format")
+	fromStdin := fs.Bool("stdin", false, "read Accept headers from stdin, one JSON string a line (null: none), one answer each")
 	parseFlags(fs, args)
-	h := http.Header{}
-	if *accept != "" {
-		h.Set("Accept", *accept)
+	negotiate := func(accept *string) expfmt.Format {
+		h := http.Header{}
+		if accept != nil {
+			h.Set("Accept", *accept)
+		}
+		switch {
+		case *textOnly:
+			return expfmt.NegotiateAccept(h, expfmt.FmtText)
+		case *openMetrics:
+			return expfmt.NegotiateIncludingOpenMetrics(h) //nolint:staticcheck
+		default:
+			// Negotiate is deprecated in favour of NegotiateAccept, but it is
+			// what client_golang's promhttp handler calls.
+			return expfmt.Negotiate(h) //nolint:staticcheck
+		}
 	}
-	// Negotiate is deprecated in favour of NegotiateAccept, but it is what
-	// client_golang's promhttp handler calls.
-	f := expfmt.Negotiate(h) //nolint:staticcheck
-	if *openMetrics {
-		f = expfmt.NegotiateIncludingOpenMetrics(h) //nolint:staticcheck
+	enc := newEncoder(out)
+	emit := func(f expfmt.Format) {
+		_ = enc.Encode(struct {
+			ContentType string `json:"content_type"`
+			Format      string `json:"format"`
+			Escaping    string `json:"escaping"`
+		}{string(f), formatTypes[f.FormatType()], f.ToEscapingScheme().String()})
 	}
-	_ = newEncoder(out).Encode(struct {
-		ContentType string `json:"content_type"`
-		Format      string `json:"format"`
-		Escaping    string `json:"escaping"`
-	}{string(f), formatTypes[f.FormatType()], f.ToEscapingScheme().String()})
+	if !*fromStdin {
+		if *accept == "" {
+			emit(negotiate(nil))
+		} else {
+			emit(negotiate(accept))
+		}
+		return
+	}
+	dec := json.NewDecoder(os.Stdin)
+	for {
+		var a *string
+		if err := dec.Decode(&a); err != nil {
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			usageExit("negotiate: " + err.Error())
+		}
+		emit(negotiate(a))
+	}
 }
 
 // cacheEntry is the bench's scrapeCache entry: the relabel outcome of one raw

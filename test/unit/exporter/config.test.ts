@@ -140,8 +140,9 @@ describe("parseExporterConfig: errors are values with a path", () => {
       message: /at least one/,
     },
     {
+      // Label names are UTF-8 (x-y is one); only "" and __name__ are not.
       name: "aggregate bad label",
-      text: "aggregate: [{metrics: [a], by: [x-y]}]\n",
+      text: 'aggregate: [{metrics: [a], by: [""]}]\n',
       path: "aggregate[0].by[0]",
       message: /not a valid label name/,
     },

@@ -46,14 +46,47 @@ describe("parse: accepted input", () => {
       ],
     },
     {
-      name: "odd but legal whitespace: tabs, leading blanks, spaces around = and braces",
-      input: '  m\t{ a = "1" ,\tb="2" }\t 7 \t\n',
+      name: "odd but legal whitespace: tabs, spaces around = and braces",
+      input: 'm\t{ a = "1" ,\tb="2" }\t 7 \t\n',
       want: [
         {
           name: "m",
           type: "untyped",
           samples: [{ name: "m", labels: { a: "1", b: "2" }, value: 7 }],
         },
+      ],
+    },
+    {
+      // Prometheus 3's parser takes the name from the start of the line.
+      name: "blanks before a metric name are part of it",
+      input: '  m{a="1"} 7\n',
+      want: [
+        {
+          name: "  m",
+          type: "untyped",
+          samples: [{ name: "  m", labels: { a: "1" }, value: 7 }],
+        },
+      ],
+    },
+    {
+      name: "UTF-8 names: quoted metric name inside the braces, quoted label names",
+      input:
+        '# HELP "coder.http.requests" Requests.\n# TYPE "coder.http.requests" counter\n' +
+        '{"coder.http.requests", "http.route"="/api/v2",code="200"} 7\n{a="1","b.c"} 2\n',
+      want: [
+        {
+          name: "coder.http.requests",
+          type: "counter",
+          help: "Requests.",
+          samples: [
+            {
+              name: "coder.http.requests",
+              labels: { "http.route": "/api/v2", code: "200" },
+              value: 7,
+            },
+          ],
+        },
+        { name: "b.c", type: "untyped", samples: [{ name: "b.c", labels: { a: "1" }, value: 2 }] },
       ],
     },
     {
@@ -122,7 +155,8 @@ describe("parse: accepted input", () => {
           name: "h",
           type: "histogram",
           samples: [
-            { name: "h_bucket", labels: { le: "1" }, value: 1 },
+            // Prometheus 3 normalizes le (and a summary's quantile) as it parses.
+            { name: "h_bucket", labels: { le: "1.0" }, value: 1 },
             { name: "h_bucket", labels: { le: "+Inf" }, value: 2 },
             { name: "h_sum", labels: {}, value: 3 },
             { name: "h_count", labels: {}, value: 2 },
@@ -224,7 +258,8 @@ describe("parse: rejected input carries line and reason", () => {
       reason: /expected a metric name/,
     },
     { name: "CRLF line endings", input: "a 1\r\n", line: 1, reason: /invalid value/ },
-    { name: "NUL byte", input: "a 1\n\0", line: 2, reason: /NUL/ },
+    // At a line start a NUL ends the input (Prometheus's lexer), elsewhere it is refused.
+    { name: "NUL byte", input: "a 1\nb 1\0\n", line: 2, reason: /NUL/ },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -254,7 +289,9 @@ describe("parse: rejected input carries line and reason", () => {
 });
 
 describe("parse: OpenMetrics", () => {
-  it("converts counters, drops _created and exemplars, converts timestamps to ms", () => {
+  // Prometheus 3 stores _created samples as series (its created-timestamp
+  // feature is off by default) and truncates timestamps to milliseconds.
+  it("converts counters, keeps _created as series, drops exemplars, timestamps to ms", () => {
     const input =
       "# TYPE req counter\n# HELP req Requests.\n# UNIT req requests\n" +
       'req_total{code="200"} 5 1700000000.5 # {trace_id="abc"} 1 1700000000\n' +
@@ -268,6 +305,11 @@ describe("parse: OpenMetrics", () => {
         samples: [
           { name: "req_total", labels: { code: "200" }, value: 5, timestamp: 1700000000500 },
         ],
+      },
+      {
+        name: "req_created",
+        type: "untyped",
+        samples: [{ name: "req_created", labels: { code: "200" }, value: 1600000000 }],
       },
       { name: "up", type: "gauge", samples: [{ name: "up", labels: {}, value: 1 }] },
     ]);

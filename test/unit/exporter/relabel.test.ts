@@ -28,7 +28,7 @@ interface Case {
 function run(c: Case) {
   const { __name__: name = "m", ...labels } = c.input;
   const s = sample(name, labels);
-  const stats = { invalidTargets: 0, lossy: false };
+  const stats = { invalidTargets: 0 };
   const outcome = relabel(s, rules(c.rules), stats);
   if (c.want === "drop" || c.want === "invalid") assert.equal(outcome, c.want);
   else {
@@ -127,7 +127,8 @@ table("replace", [
     want: { __name__: "m", a: "some-name-value", name: "value" },
   },
   {
-    name: "invalid target name after expansion is skipped",
+    // Prometheus 3 validates names as UTF-8: "2" is a valid label name.
+    name: "a target expanding to a digit is a valid (UTF-8) label name",
     input: { __name__: "m", a: "some-2-value" },
     rules: [
       {
@@ -137,7 +138,13 @@ table("replace", [
         replacement: "${2}",
       },
     ],
-    want: { __name__: "m", a: "some-2-value" },
+    want: { __name__: "m", a: "some-2-value", "2": "value" },
+  },
+  {
+    name: "a target expanding to nothing is skipped",
+    input: { __name__: "m", a: "foo" },
+    rules: [{ source_labels: ["a"], regex: "(x?)foo", target_label: "${1}", replacement: "y" }],
+    want: { __name__: "m", a: "foo" },
   },
   {
     name: "fast path: empty source with default regex sets the replacement",
@@ -165,10 +172,24 @@ table("replace", [
     want: "invalid",
   },
   {
-    name: "regex does not match a value with a newline through .",
+    // Prometheus 3 compiles relabel regexes as ^(?s:…)$ (Prometheus 2 used
+    // ^(?:…)$, where . stopped at a newline).
+    name: "regex . matches a newline in a value",
     input: { __name__: "m", a: "x\ny" },
     rules: [{ source_labels: ["a"], regex: "x.y", target_label: "b", replacement: "hit" }],
-    want: { __name__: "m", a: "x\ny" },
+    want: { __name__: "m", a: "x\ny", b: "hit" },
+  },
+  {
+    name: "the default regex (.*) takes a value with a newline whole",
+    input: { __name__: "m", a: "x\ny" },
+    rules: [{ source_labels: ["a"], target_label: "b" }],
+    want: { __name__: "m", a: "x\ny", b: "x\ny" },
+  },
+  {
+    name: "an empty input value is no label: a rule cannot see or copy it",
+    input: { __name__: "m", a: "", b: "1" },
+    rules: [{ regex: "a", replacement: "c", action: "labelmap" }],
+    want: { __name__: "m", b: "1" },
   },
 ]);
 
@@ -257,7 +278,13 @@ table("hashmod", [
           action: "hashmod",
         },
       ],
-      want: { __name__: "m", a: v, b: "z", shard: md5mod(`${v};z`, 2n ** 40n + 7n) },
+      // An empty value is no label (removed before the rules, as in Prometheus).
+      want: {
+        __name__: "m",
+        ...(v === "" ? {} : { a: v }),
+        b: "z",
+        shard: md5mod(`${v};z`, 2n ** 40n + 7n),
+      },
     }),
   ),
 ]);
@@ -276,10 +303,21 @@ table("labelmap", [
     want: { __name__: "m", __meta_x: "1", x: "1", a: "2" },
   },
   {
-    name: "invalid (here empty) resulting names are skipped",
+    // Prometheus sets labelmap's result unchecked: an empty name is an
+    // invalid series, which fails the scrape.
+    name: "an empty resulting name makes the series invalid",
     input: { __name__: "m", x: "1" },
     rules: [{ regex: "(.*)x", replacement: "${1}", action: "labelmap" }],
-    want: { __name__: "m", x: "1" },
+    want: "invalid",
+  },
+  {
+    name: "targets are visited in Prometheus's order: scraped labels sorted, then added ones",
+    input: { __name__: "m", xb: "1", xa: "2" },
+    rules: [
+      { target_label: "x0", replacement: "added" },
+      { regex: "x.", replacement: "y", action: "labelmap" },
+    ],
+    want: { __name__: "m", xb: "1", xa: "2", x0: "added", y: "added" },
   },
 ]);
 
@@ -359,22 +397,17 @@ describe("validation (Prometheus's Config.Validate)", () => {
       message: /invalid RE2/,
     },
     {
-      name: "invalid source label name",
-      raw: { action: "drop", source_labels: ["a-b"] },
+      // Names are UTF-8 in Prometheus 3: "a-b" is valid, only "" is not.
+      name: "empty source label name",
+      raw: { action: "drop", source_labels: [""] },
       path: "[0].source_labels[0]",
       message: /not a valid label name/,
     },
     {
-      name: "invalid target_label",
-      raw: { source_labels: ["a"], target_label: "1a" },
+      name: "invalid target_label for lowercase (empty)",
+      raw: { action: "lowercase", source_labels: ["a"], target_label: "" },
       path: "[0].target_label",
-      message: /invalid 'target_label' for replace/,
-    },
-    {
-      name: "invalid target template",
-      raw: { source_labels: ["a"], target_label: "${1}-x" },
-      path: "[0].target_label",
-      message: /invalid 'target_label'/,
+      message: /requires 'target_label'/,
     },
     {
       name: "labeldrop with source_labels",
@@ -401,8 +434,8 @@ describe("validation (Prometheus's Config.Validate)", () => {
       message: /can not be set/,
     },
     {
-      name: "labelmap with invalid replacement",
-      raw: { action: "labelmap", replacement: "-" },
+      name: "labelmap with an empty replacement",
+      raw: { action: "labelmap", replacement: "" },
       path: "[0].replacement",
       message: /invalid 'replacement'/,
     },
@@ -423,6 +456,17 @@ describe("validation (Prometheus's Config.Validate)", () => {
       assert.match(e.message, c.message);
     });
   }
+  it("accepts UTF-8 names where Prometheus 3 does", () => {
+    for (const raw of [
+      { source_labels: ["http.route", "a-b"], target_label: "c:d" },
+      { source_labels: ["a"], target_label: "${1}-x" },
+      { action: "labelmap", regex: "(.*)", replacement: "copy.$1" },
+      { action: "hashmod", source_labels: ["a"], target_label: "h.x", modulus: 2 },
+    ]) {
+      const r = compileRelabelRule(raw, "[0]");
+      assert.ok(r.ok, `${JSON.stringify(raw)}: ${JSON.stringify(r.ok ? "" : r.errors)}`);
+    }
+  });
   it("accepts an explicit default separator/replacement for keepequal", () => {
     assert.ok(
       compileRelabelRule(
@@ -444,7 +488,7 @@ describe("regex safety", () => {
     const [rule] = rules([{ source_labels: ["a"], regex: "(a+)+$", action: "drop" }]);
     const s = sample("m", { a: `${"a".repeat(50_000)}!` });
     const t = performance.now();
-    assert.equal(relabel(s, [rule!], { invalidTargets: 0, lossy: false }), "keep");
+    assert.equal(relabel(s, [rule!], { invalidTargets: 0 }), "keep");
     assert.ok(performance.now() - t < 2000, `took ${performance.now() - t}ms`);
   });
 });
