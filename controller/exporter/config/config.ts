@@ -213,6 +213,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** The relabel rules as text (a hashmod modulus is a bigint), to tell whether a reload changed them. */
+function relabelKey(rules: unknown): string {
+  return JSON.stringify(rules, (_key, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+}
+
 /** Validates an already-parsed configuration value (list or mapping form). */
 export function validateExporterConfig(value: unknown): ConfigResult {
   const errors: ConfigError[] = [];
@@ -221,7 +226,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
 
   if (Array.isArray(value)) {
     config.relabel = relabelRules(value, "", errors);
-    config.relabelKey = JSON.stringify(value);
+    config.relabelKey = relabelKey(value);
     return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
   }
   if (!isRecord(value)) {
@@ -244,7 +249,7 @@ export function validateExporterConfig(value: unknown): ConfigResult {
       errors.push({ path: "metric_relabel_configs", message: "must be a list of relabel rules" });
     } else {
       config.relabel = relabelRules(value.metric_relabel_configs, "metric_relabel_configs", errors);
-      config.relabelKey = JSON.stringify(value.metric_relabel_configs);
+      config.relabelKey = relabelKey(value.metric_relabel_configs);
     }
   }
   const drops = globList(value.drop_metrics, "drop_metrics", errors);

@@ -361,7 +361,7 @@ describe("presets select families by labels", () => {
         "# TYPE coderd_future_total counter",
         'coderd_future_total{template_name="t"} 3',
         "# TYPE agent_future_seconds histogram",
-        'agent_future_seconds_bucket{le="1"} 1',
+        'agent_future_seconds_bucket{le="1.0"} 1', // Prometheus 3 reads a classic bucket bound as a float
         'agent_future_seconds_bucket{le="+Inf"} 2',
         "agent_future_seconds_sum 3",
         "agent_future_seconds_count 2",

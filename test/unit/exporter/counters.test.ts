@@ -231,8 +231,8 @@ describe("aggregated counters keep counter semantics", () => {
       const s = scrape(p, hist(ws)).series;
       assert.deepEqual(
         {
-          le1: s.get(`${n}_bucket{le="1"}`),
-          le10: s.get(`${n}_bucket{le="10"}`),
+          le1: s.get(`${n}_bucket{le="1.0"}`),
+          le10: s.get(`${n}_bucket{le="10.0"}`),
           inf: s.get(`${n}_bucket{le="+Inf"}`),
           sum: s.get(`${n}_sum`),
         },
