@@ -5,11 +5,22 @@
 // by namespace. Nothing is reconciled before every cache has synced
 // (controller-runtime waits up to CacheSyncTimeout, 2 minutes by default,
 // and fails the start when it passes).
+// Services and monitors are cached whether ours or not, so "is that name
+// taken?" is answered from the cache, never by a GET; the caches keep only
+// what the reconciler reads (no managedFields but our own Apply entry on
+// Deployments, no Deployment status), as client-go's transforms do.
 import type * as k8s from "@kubernetes/client-node";
-import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1Namespace, V1Service } from "@kubernetes/client-node";
+import { resolveSpec } from "../api/defaults.ts";
 import { apiVersion, type CoderMetrics, group, kind, plural } from "../api/v1alpha1.ts";
 import { type MonitorKind, type MonitorObject, monitoringApiVersion } from "../desired/monitor.ts";
-import { instanceAnnotation, instanceLabel, managedBy, managedByLabel } from "../desired/names.ts";
+import {
+  fieldManager,
+  instanceAnnotation,
+  instanceLabel,
+  managedBy,
+  managedByLabel,
+} from "../desired/names.ts";
 import type { PrometheusLike } from "../discovery/prometheus-selection.ts";
 import { createEventRecorder, type FlushableEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
@@ -52,6 +63,7 @@ const types = {
   deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments" },
   service: { apiVersion: "v1", kind: "Service", plural: "services" },
   configMap: { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps" },
+  namespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces" },
   serviceMonitor: {
     apiVersion: monitoringApiVersion,
     kind: "ServiceMonitor",
@@ -75,6 +87,35 @@ type PrometheusObject = k8s.KubernetesObject & {
     | "podMonitorNamespaceSelector"
   >;
 };
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** What every cache keeps of an object: not its managedFields nor kubectl's last-applied copy. */
+function trimmed<T extends k8s.KubernetesObject>(obj: T): T {
+  if (obj.metadata !== undefined) {
+    delete obj.metadata.managedFields;
+    if (obj.metadata.annotations?.[lastApplied] !== undefined)
+      delete obj.metadata.annotations[lastApplied];
+  }
+  return obj;
+}
+
+/** A Deployment as the reconciler reads it: our own Apply entry (ownedEnvNames), no status. */
+function trimmedDeployment(d: V1Deployment): V1Deployment {
+  const ours = d.metadata?.managedFields?.filter(
+    (e) => e.manager === fieldManager && e.operation === "Apply" && !e.subresource,
+  );
+  trimmed(d);
+  if (d.metadata !== undefined && ours?.length) d.metadata.managedFields = ours;
+  delete d.status;
+  return d;
+}
+
+/** A Namespace as the reconciler reads it: its labels. */
+function namespaceLabelsOnly(ns: V1Namespace): V1Namespace {
+  const { name, labels, resourceVersion } = ns.metadata ?? {};
+  return { apiVersion: ns.apiVersion, kind: ns.kind, metadata: { name, labels, resourceVersion } };
+}
 
 /** One informer per watched namespace (or one for the cluster), read as one cache. */
 class Informers<T extends k8s.KubernetesObject> {
@@ -133,6 +174,10 @@ export class Controller {
   /** Started once, the first time a reconcile asks (undefined inside: the CRDs are not served). */
   private prometheusInformers: Promise<Informers<PrometheusObject>[] | undefined> | undefined;
   private prometheusForbiddenUntil = 0;
+  /** Monitor caches by kind: resolves once synced, or once its first list failed. */
+  private readonly monitorSync: Partial<Record<MonitorKind, Promise<void>>> = {};
+  /** Cluster-wide mode only, started when namespace labels are first needed. */
+  private namespaces: Promise<ResilientInformer<V1Namespace> | undefined> | undefined;
   private readonly namespaceLabelCache = new Map<
     string,
     { at: number; labels: Record<string, string> }
@@ -167,13 +212,28 @@ export class Controller {
       this.metrics,
     );
     const ownedSelector = `${managedByLabel}=${managedBy}`;
-    this.coderMetrics = this.informers(types.coderMetrics, undefined, (_e, cr) =>
-      this.enqueueObject(cr),
+    this.coderMetrics = this.informers(
+      types.coderMetrics,
+      undefined,
+      (_e, cr) => this.enqueueObject(cr),
+      { transform: trimmed },
     );
-    this.deployments = this.informers(types.deployment, undefined, (_e, d) => this.onDeployment(d));
-    this.services = this.informers(types.service, ownedSelector, (_e, o) => this.enqueueOwner(o));
-    this.configMaps = this.informers(types.configMap, ownedSelector, (_e, o) =>
-      this.enqueueOwner(o),
+    this.deployments = this.informers(
+      types.deployment,
+      undefined,
+      (_e, d) => this.onDeployment(d),
+      {
+        transform: trimmedDeployment,
+      },
+    );
+    this.services = this.informers(types.service, undefined, (_e, o) => this.onNamedObject(o), {
+      transform: trimmed,
+    });
+    this.configMaps = this.informers(
+      types.configMap,
+      ownedSelector,
+      (_e, o) => this.enqueueOwner(o),
+      { transform: trimmed },
     );
   }
 
@@ -181,10 +241,10 @@ export class Controller {
     type: ResourceType,
     labelSelector: string | undefined,
     onEvent: (event: InformerEvent, obj: T) => void,
-    clusterWide = false,
+    options: { clusterWide?: boolean; transform?: (obj: T) => T } = {},
   ): Informers<T> {
     const namespaces =
-      clusterWide || !this.options.watchNamespaces?.length
+      options.clusterWide || !this.options.watchNamespaces?.length
         ? [undefined]
         : this.options.watchNamespaces;
     return new Informers(
@@ -198,6 +258,7 @@ export class Controller {
               labelSelector,
               log: this.log,
               watchTimeoutMs: this.options.watchTimeoutMs,
+              transform: options.transform,
             },
             onEvent,
           ),
@@ -211,14 +272,27 @@ export class Controller {
   }
 
   /** An owned object changed: its controlling CoderMetrics (ownerReference; else our label). */
-  private enqueueOwner(obj: k8s.KubernetesObject): void {
+  private enqueueOwner(obj: k8s.KubernetesObject): boolean {
     const namespace = obj.metadata?.namespace;
-    if (!namespace) return;
+    if (!namespace) return false;
     const owner =
       obj.metadata?.ownerReferences?.find(
         (r) => r.controller && r.kind === kind && r.apiVersion.split("/")[0] === group,
       )?.name ?? obj.metadata?.labels?.[instanceLabel];
     if (owner) this.queue.add(`${namespace}/${owner}`);
+    return owner !== undefined;
+  }
+
+  /**
+   * A Service or monitor changed. Ours: its CoderMetrics. Someone else's: the
+   * CoderMetrics whose Service name it takes (or has just freed) looks again.
+   */
+  private onNamedObject(obj: k8s.KubernetesObject): void {
+    if (this.enqueueOwner(obj)) return;
+    const namespace = obj.metadata?.namespace;
+    if (namespace === undefined) return;
+    for (const cr of this.coderMetrics.list(namespace))
+      if (resolveSpec(cr.spec).service.name === obj.metadata?.name) this.enqueueObject(cr);
   }
 
   private onDeployment(d: V1Deployment): void {
@@ -278,26 +352,19 @@ export class Controller {
       }
       throw err;
     }
+    // A Prometheus changed: every monitor may be selected differently. Not for the first
+    // list: the reconcile that asked reads the answer, the others will when they run.
+    let synced = false;
+    const onEvent = () => {
+      if (synced) this.enqueueAll();
+    };
+    const cached = { clusterWide: true, transform: trimmed };
     const informers = [
       ...(prom
-        ? [
-            this.informers<PrometheusObject>(
-              types.prometheus,
-              undefined,
-              () => this.enqueueAll(),
-              true,
-            ),
-          ]
+        ? [this.informers<PrometheusObject>(types.prometheus, undefined, onEvent, cached)]
         : []),
       ...(agent
-        ? [
-            this.informers<PrometheusObject>(
-              types.prometheusAgent,
-              undefined,
-              () => this.enqueueAll(),
-              true,
-            ),
-          ]
+        ? [this.informers<PrometheusObject>(types.prometheusAgent, undefined, onEvent, cached)]
         : []),
     ];
     try {
@@ -312,6 +379,7 @@ export class Controller {
           }),
         ),
       );
+      synced = true;
     } catch (err) {
       await Promise.all(informers.map((i) => i.stop()));
       this.log.warn("cannot list Prometheus resources; Discovered stays Unknown", {
@@ -323,23 +391,86 @@ export class Controller {
     return informers;
   }
 
-  private async monitorInformer(monitorKind: MonitorKind): Promise<void> {
-    if (this.monitors[monitorKind] !== undefined) return;
-    const type = monitorKind === "ServiceMonitor" ? types.serviceMonitor : types.podMonitor;
-    const informers = this.informers<MonitorObject & k8s.KubernetesObject>(
-      type,
-      `${managedByLabel}=${managedBy}`,
-      (_e, o) => this.enqueueOwner(o),
-    );
-    this.monitors[monitorKind] = informers;
-    informers.start(); // until it has synced, ownedMonitor() answers "unknown" and the reconcile reads
+  /**
+   * Starts the cache of one monitor kind the first time a reconcile needs it and
+   * waits for its first list; if that list fails, the cache keeps retrying in the
+   * background and monitor() answers "unknown" (the reconcile reads) meanwhile.
+   */
+  private monitorInformer(monitorKind: MonitorKind): Promise<void> {
+    this.monitorSync[monitorKind] ??= (() => {
+      const type = monitorKind === "ServiceMonitor" ? types.serviceMonitor : types.podMonitor;
+      const informers = this.informers<MonitorObject & k8s.KubernetesObject>(
+        type,
+        undefined,
+        (_e, o) => this.onNamedObject(o),
+        { transform: trimmed },
+      );
+      this.monitors[monitorKind] = informers;
+      informers.start();
+      return informers
+        .waitForSync({
+          timeoutMs: this.options.cacheSyncTimeoutMs ?? 120_000,
+          signal: this.abort.signal,
+          failFast: true,
+        })
+        .then(
+          () => undefined,
+          (err: unknown) =>
+            this.log.warn("cannot list monitors yet; reading them one by one meanwhile", {
+              kind: monitorKind,
+              error: err instanceof Error ? err.message : String(err),
+            }),
+        );
+    })();
+    return this.monitorSync[monitorKind];
+  }
+
+  /**
+   * The namespaces cache (labels only), in cluster-wide mode; undefined when
+   * the controller watches some namespaces only (their Namespaces are read one
+   * by one) or may not list Namespaces.
+   */
+  private namespaceInformer(): Promise<ResilientInformer<V1Namespace> | undefined> {
+    this.namespaces ??= (async () => {
+      if (this.options.watchNamespaces?.length) return undefined;
+      const informer: ResilientInformer<V1Namespace> = new ResilientInformer<V1Namespace>(
+        this.kube,
+        types.namespace,
+        {
+          log: this.log,
+          watchTimeoutMs: this.options.watchTimeoutMs,
+          transform: namespaceLabelsOnly,
+        },
+        (_e, ns) => {
+          // Relabelled: Discovered may change for the CoderMetrics in it.
+          if (!informer.hasSynced || ns.metadata?.name === undefined) return;
+          for (const cr of this.coderMetrics.list(ns.metadata.name)) this.enqueueObject(cr);
+        },
+      );
+      informer.start();
+      try {
+        await informer.waitForSync({
+          timeoutMs: this.options.cacheSyncTimeoutMs ?? 120_000,
+          signal: this.abort.signal,
+          failFast: true,
+        });
+        return informer;
+      } catch (err) {
+        await informer.stop();
+        this.log.info("cannot list Namespaces; reading their labels one by one", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        return undefined;
+      }
+    })();
+    return this.namespaces;
   }
 
   private readonly state: ClusterState = {
     coderMetrics: (namespace, name) =>
       this.coderMetrics.get(name, namespace) as CoderMetrics | undefined,
     deployments: (namespace) => this.deployments.list(namespace),
-    ownedService: (namespace, name) => this.services.get(name, namespace),
+    service: (namespace, name) => this.services.get(name, namespace),
     ownedConfigMap: (namespace, name) => this.configMaps.get(name, namespace),
     monitoringServes: async (monitorKind) => {
       const served = await this.served(
@@ -349,7 +480,7 @@ export class Controller {
       if (served && this.stopping === undefined) await this.monitorInformer(monitorKind);
       return served;
     },
-    ownedMonitor: (monitorKind, namespace, name) => {
+    monitor: (monitorKind, namespace, name) => {
       const informers = this.monitors[monitorKind];
       if (informers === undefined || !informers.hasSynced) return "unknown";
       return informers.get(name, namespace);
@@ -387,7 +518,14 @@ export class Controller {
       );
     },
     namespaceLabels: async (namespace) => {
-      // A short-lived cache: Discovered needs namespace labels, and a resync should not GET each one.
+      const informer = await this.namespaceInformer();
+      if (informer !== undefined)
+        return (
+          informer.get(namespace)?.metadata?.labels ?? {
+            "kubernetes.io/metadata.name": namespace,
+          }
+        );
+      // Namespaced mode: a short-lived cache, so a resync does not GET each one.
       const cached = this.namespaceLabelCache.get(namespace);
       if (cached !== undefined && Date.now() - cached.at < (this.options.discoveryTtlMs ?? 30_000))
         return cached.labels;
@@ -518,6 +656,7 @@ export class Controller {
     await this.events?.flush(); // nothing of this replica's may land after it stopped
     this.abort.abort();
     const prometheus = (await this.prometheusInformers?.catch(() => undefined)) ?? [];
+    await (await this.namespaces)?.stop();
     const all = [
       this.coderMetrics,
       this.deployments,

@@ -2,6 +2,12 @@
 // desired objects with the pure functions in desired/, apply only what
 // differs, and report what happened in status. Level-triggered: the key is
 // all it gets; whatever event enqueued it does not matter.
+// Requests: one per object that differs, the status when it changed, and
+// Events only for what a user should hear of — Ready changing, a refusal, an
+// invalid config, a Deployment given back — never for a routine apply.
+// Independent steps run side by side: the exporter's ConfigMap beside the
+// Deployments; the Service waits for the Deployments (it selects the pods
+// they configure, on their port) and the monitor for the Service.
 import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
 import { resolveSpec } from "../api/defaults.ts";
 import {
@@ -48,13 +54,13 @@ import { type ConditionInput, mergeConditions, readyCondition, statusEqual } fro
 export interface ClusterState {
   coderMetrics(namespace: string, name: string): CoderMetrics | undefined;
   deployments(namespace: string): readonly V1Deployment[];
-  /** Services carrying our managed-by label. */
-  ownedService(namespace: string, name: string): V1Service | undefined;
+  /** Any Service (ours or not: a name someone else took is seen in the cache). */
+  service(namespace: string, name: string): V1Service | undefined;
   ownedConfigMap(namespace: string, name: string): V1ConfigMap | undefined;
   /** Is the monitoring.coreos.com kind served? (cached discovery) */
   monitoringServes(kind: MonitorKind): Promise<boolean>;
-  /** Our monitor of that kind, if its informer runs; otherwise undefined and the reconciler reads it. */
-  ownedMonitor(
+  /** The monitor of that kind and name (ours or not); "unknown" until its cache has synced. */
+  monitor(
     kind: MonitorKind,
     namespace: string,
     name: string,
@@ -195,29 +201,18 @@ class Reconcile {
     this.namespace = cr.metadata.namespace;
   }
 
-  private async apply<T extends { kind?: string; metadata?: { name?: string } }>(
-    desired: T,
-    reason: string,
-    target: EventTarget,
-  ) {
+  private async apply<T extends { kind?: string; metadata?: { name?: string } }>(desired: T) {
     await this.ctx.kube.apply(desired as never);
     this.writes++;
-    this.ctx.events.normal(
-      target,
-      reason,
-      `${desired.kind} ${this.namespace}/${desired.metadata?.name} applied`,
-    );
   }
 
   /** apply(), but a refusal (see refusalOf) is recorded and returned instead of thrown. */
   private async tryApply<T extends { kind?: string; metadata?: { name?: string } }>(
     desired: T,
-    reason: string,
-    target: EventTarget,
     condition: ConditionInput["type"],
   ): Promise<Refusal | undefined> {
     try {
-      await this.apply(desired, reason, target);
+      await this.apply(desired);
       return undefined;
     } catch (err) {
       const object = `${desired.kind} ${this.namespace}/${desired.metadata?.name}`;
@@ -252,13 +247,15 @@ class Reconcile {
     const spec = resolveSpec(cr.spec);
     const parts: ConditionInput[] = [];
 
-    // 1. Coder Deployments: env + sidecar.
-    const coder = await this.configureDeployments(spec);
+    // 1. Coder Deployments (env + sidecar) and 2. the exporter's config, side by side: the
+    // sidecar mounts the ConfigMap, but its pods wait for it (and the kubelet retries).
+    const [coder, exporter] = await Promise.all([
+      this.configureDeployments(spec),
+      this.configureExporter(spec),
+    ]);
     parts.push(coder.condition);
     if (coder.pii) parts.push(coder.pii);
-
-    // 2. Exporter config (before the Service: pods need the ConfigMap to start).
-    parts.push(await this.configureExporter(spec));
+    parts.push(exporter);
 
     // 3. Service, 4. monitor.
     const serviceCondition = await this.configureService(
@@ -380,12 +377,7 @@ class Reconcile {
       }
       const desired = stampDigest(plan.apply);
       if (!isUpToDate(desired, deployment)) {
-        const refusal = await this.tryApply(
-          desired,
-          "CoderConfigured",
-          deploymentTarget(deployment),
-          "CoderConfigured",
-        );
+        const refusal = await this.tryApply(desired, "CoderConfigured");
         if (refusal !== undefined) {
           statuses.push({
             name: dName,
@@ -419,16 +411,11 @@ class Reconcile {
     // Deployments we configured earlier that this CR no longer selects: give them back.
     for (const deployment of all) {
       if (claimOf(deployment) === this.key && !selected.includes(deployment)) {
-        const refusal = await this.tryApply(
-          releaseCoderd(deployment),
-          "CoderReleased",
-          deploymentTarget(deployment),
-          "CoderConfigured",
-        );
+        const refusal = await this.tryApply(releaseCoderd(deployment), "CoderConfigured");
         if (refusal !== undefined) {
           problems.push(refusal.message);
           refusedReason ??= refusal.reason;
-        }
+        } else this.released(deployment);
       }
     }
 
@@ -497,8 +484,6 @@ class Reconcile {
       if (live === undefined) {
         const refusal = await this.tryApply(
           stampDigest(desiredExporterConfigMap(this.cr, "{}\n")),
-          "ExporterConfigApplied",
-          crTarget(this.cr),
           "ExporterReady",
         );
         if (refusal !== undefined) return this.refused(refusal);
@@ -515,12 +500,7 @@ class Reconcile {
     }
     const desired = stampDigest(desiredExporterConfigMap(this.cr, plan.text));
     if (!isUpToDate(desired, live)) {
-      const refusal = await this.tryApply(
-        desired,
-        "ExporterConfigApplied",
-        crTarget(this.cr),
-        "ExporterReady",
-      );
+      const refusal = await this.tryApply(desired, "ExporterReady");
       if (refusal !== undefined) return this.refused(refusal);
     }
     return {
@@ -546,18 +526,15 @@ class Reconcile {
       };
     }
     const name = spec.service.name;
-    let live: V1Service | undefined = this.ctx.state.ownedService(this.namespace, name);
-    if (live === undefined) {
-      // Not ours (or not there): never take over somebody else's Service.
-      live = await this.ctx.kube.get<V1Service>(this.ref("v1", "Service", name));
-      if (live !== undefined && !ownedBy(live, this.cr)) {
-        return {
-          type,
-          status: "False",
-          reason: "ServiceNameTaken",
-          message: `Service ${name} exists and is not managed by this CoderMetrics; delete it or set spec.service.name`,
-        };
-      }
+    const live: V1Service | undefined = this.ctx.state.service(this.namespace, name);
+    if (live !== undefined && !ownedBy(live, this.cr)) {
+      // Never take over somebody else's Service.
+      return {
+        type,
+        status: "False",
+        reason: "ServiceNameTaken",
+        message: `Service ${name} exists and is not managed by this CoderMetrics; delete it or set spec.service.name`,
+      };
     }
     const desired = stampDigest(
       desiredService({ cr: this.cr, spec, podSelector, coderPort: coderAddress.port }),
@@ -576,7 +553,7 @@ class Reconcile {
         });
         this.writes++;
       }
-      const refusal = await this.tryApply(desired, "ServiceApplied", crTarget(this.cr), type);
+      const refusal = await this.tryApply(desired, type);
       if (refusal !== undefined) return this.refused(refusal);
     }
     return {
@@ -591,7 +568,7 @@ class Reconcile {
     monitorKind: MonitorKind,
     name: string,
   ): Promise<MonitorObject | undefined> {
-    const cached = this.ctx.state.ownedMonitor(monitorKind, this.namespace, name);
+    const cached = this.ctx.state.monitor(monitorKind, this.namespace, name);
     if (cached !== "unknown") return cached;
     return this.ctx.kube.get<MonitorObject & { apiVersion: string }>(
       this.ref(monitoringApiVersion, monitorKind, name),
@@ -685,7 +662,7 @@ class Reconcile {
       };
     }
     if (!isUpToDate(desired, live)) {
-      const refusal = await this.tryApply(desired, `${wanted}Applied`, crTarget(this.cr), type);
+      const refusal = await this.tryApply(desired, type);
       if (refusal !== undefined) return { condition: this.refused(refusal), applied: undefined };
     }
     return {
@@ -721,11 +698,24 @@ class Reconcile {
       };
     }
     const desiredLabels = desiredMonitorLabels(this.ctx.state, this.cr, applied);
+    // Only a namespace selector with requirements reads namespace labels ({} selects all).
+    const nsField =
+      applied.kind === "ServiceMonitor"
+        ? "serviceMonitorNamespaceSelector"
+        : "podMonitorNamespaceSelector";
+    const needsLabels = prometheuses.some((p) => {
+      const selector = p[nsField];
+      return (
+        selector !== undefined &&
+        (Object.keys(selector.matchLabels ?? {}).length > 0 ||
+          (selector.matchExpressions ?? []).length > 0)
+      );
+    });
     const selection = evaluateSelection(prometheuses, {
       kind: applied.kind,
       namespace: this.namespace,
       labels: desiredLabels,
-      namespaceLabels: await this.ctx.state.namespaceLabels(this.namespace),
+      namespaceLabels: needsLabels ? await this.ctx.state.namespaceLabels(this.namespace) : {},
     });
     return {
       type,
@@ -733,6 +723,15 @@ class Reconcile {
       reason: selection.reason,
       message: selection.message,
     };
+  }
+
+  /** A Deployment given back (its env and sidecar removed: coderd rolls): worth an Event. */
+  private released(deployment: V1Deployment): void {
+    this.ctx.events.normal(
+      deploymentTarget(deployment),
+      "CoderReleased",
+      `CoderMetrics ${this.key} no longer configures this Deployment: its Prometheus env and exporter sidecar were removed`,
+    );
   }
 
   /** Whether the CR's status did not already say this (a message, when given, is looked for in it). */
@@ -783,11 +782,12 @@ class Reconcile {
     if (!(cr.metadata.finalizers ?? []).includes(finalizer)) return;
     for (const deployment of ctx.state.deployments(this.namespace)) {
       if (claimOf(deployment) === this.key) {
-        await this.apply(releaseCoderd(deployment), "CoderReleased", deploymentTarget(deployment));
+        await this.apply(releaseCoderd(deployment));
+        this.released(deployment);
       }
     }
     const spec = resolveSpec(cr.spec);
-    const service = ctx.state.ownedService(this.namespace, spec.service.name);
+    const service = ctx.state.service(this.namespace, spec.service.name);
     if (service !== undefined && ownedBy(service, cr)) {
       await ctx.kube.delete(this.ref("v1", "Service", spec.service.name));
     }
