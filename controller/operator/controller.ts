@@ -25,14 +25,21 @@ import type { PrometheusLike } from "../discovery/prometheus-selection.ts";
 import { createEventRecorder, type FlushableEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
 import { Kube, KubeError } from "./kube.ts";
-import { KubeTransport } from "./kube-config.ts";
+import { type ClusterAccess, type KubeConfigLike, KubeTransport } from "./kube-config.ts";
 import type { Logger } from "../common/log.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
-import { type ClusterState, reconcile, RefusedByApi } from "./reconcile.ts";
+import {
+  type ClusterState,
+  monitorKinds,
+  needsNamespaceLabels,
+  reconcile,
+  RefusedByApi,
+} from "./reconcile.ts";
 
 export interface ControllerOptions {
-  kubeconfig: k8s.KubeConfig;
+  /** A client-node KubeConfig, or what loadClusterAccess() read. */
+  kubeconfig: KubeConfigLike | ClusterAccess;
   /** Namespaces to watch; empty or undefined = all. */
   watchNamespaces?: string[] | undefined;
   exporterImage: string;
@@ -117,6 +124,15 @@ function namespaceLabelsOnly(ns: V1Namespace): V1Namespace {
   return { apiVersion: ns.apiVersion, kind: ns.kind, metadata: { name, labels, resourceVersion } };
 }
 
+type Versioned = { metadata?: { resourceVersion?: string | undefined } | undefined };
+
+/** Whether `a` is a later version than `b` (resourceVersions as integers, as client-go's MutationCache). */
+function newer(a: Versioned, b: Versioned): boolean {
+  const va = Number(a.metadata?.resourceVersion);
+  const vb = Number(b.metadata?.resourceVersion);
+  return Number.isSafeInteger(va) && Number.isSafeInteger(vb) && va > vb;
+}
+
 /** One informer per watched namespace (or one for the cluster), read as one cache. */
 class Informers<T extends k8s.KubernetesObject> {
   readonly parts: ResilientInformer<T>[];
@@ -178,11 +194,21 @@ export class Controller {
   private readonly monitorSync: Partial<Record<MonitorKind, Promise<void>>> = {};
   /** Cluster-wide mode only, started when namespace labels are first needed. */
   private namespaces: Promise<ResilientInformer<V1Namespace> | undefined> | undefined;
+  /** After a failed first list of Namespaces: when to try that cache again. */
+  private namespacesRetryAt = 0;
+  /**
+   * CoderMetrics as our own writes (finalizer, status) returned them, read
+   * instead of the cache until its watch delivers that version: otherwise the
+   * reconcile our first write queued may run on the older copy and write the
+   * same status (and Event) again. client-go's MutationCache does this,
+   * comparing resourceVersions as integers as it does.
+   */
+  private readonly written = new Map<string, CoderMetrics>();
   private readonly namespaceLabelCache = new Map<
     string,
     { at: number; labels: Record<string, string> }
   >();
-  private readonly discovery = new Map<string, { at: number; served: Promise<boolean> }>();
+  private readonly discovery = new Map<string, { at: number; resources: Promise<string[]> }>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private events: FlushableEventRecorder | undefined;
   private workers: Promise<void>[] = [];
@@ -215,7 +241,12 @@ export class Controller {
     this.coderMetrics = this.informers(
       types.coderMetrics,
       undefined,
-      (_e, cr) => this.enqueueObject(cr),
+      (_e, cr) => {
+        const key = `${cr.metadata?.namespace}/${cr.metadata?.name}`;
+        const written = this.written.get(key);
+        if (written !== undefined && !newer(written, cr as CoderMetrics)) this.written.delete(key);
+        this.enqueueObject(cr);
+      },
       { transform: trimmed },
     );
     this.deployments = this.informers(
@@ -279,8 +310,9 @@ export class Controller {
       obj.metadata?.ownerReferences?.find(
         (r) => r.controller && r.kind === kind && r.apiVersion.split("/")[0] === group,
       )?.name ?? obj.metadata?.labels?.[instanceLabel];
-    if (owner) this.queue.add(`${namespace}/${owner}`);
-    return owner !== undefined;
+    if (!owner) return false;
+    this.queue.add(`${namespace}/${owner}`);
+    return true;
   }
 
   /**
@@ -312,18 +344,19 @@ export class Controller {
     this.enqueueAll();
   }
 
-  /** Is a monitoring.coreos.com resource served? Cached; starts its informers the first time it is. */
-  private served(groupVersion: string, resource: string): Promise<boolean> {
-    const key = `${groupVersion}/${resource}`;
+  /** Is a monitoring.coreos.com resource served? One discovery request per group/version, cached. */
+  private async served(groupVersion: string, resource: string): Promise<boolean> {
     const ttl = this.options.discoveryTtlMs ?? 30_000;
-    const cached = this.discovery.get(key);
-    if (cached !== undefined && Date.now() - cached.at < ttl) return cached.served;
-    const served = this.kube.serves(groupVersion, resource).catch((err: unknown) => {
-      this.discovery.delete(key);
-      throw err;
-    });
-    this.discovery.set(key, { at: Date.now(), served });
-    return served;
+    let cached = this.discovery.get(groupVersion);
+    if (cached === undefined || Date.now() - cached.at >= ttl) {
+      const resources = this.kube.resourcesOf(groupVersion).catch((err: unknown) => {
+        this.discovery.delete(groupVersion);
+        throw err;
+      });
+      cached = { at: Date.now(), resources };
+      this.discovery.set(groupVersion, cached);
+    }
+    return (await cached.resources).includes(resource);
   }
 
   private async startPrometheusInformers(): Promise<Informers<PrometheusObject>[] | undefined> {
@@ -431,6 +464,8 @@ export class Controller {
    * by one) or may not list Namespaces.
    */
   private namespaceInformer(): Promise<ResilientInformer<V1Namespace> | undefined> {
+    if (this.namespaces === undefined && Date.now() < this.namespacesRetryAt)
+      return Promise.resolve(undefined);
     this.namespaces ??= (async () => {
       if (this.options.watchNamespaces?.length) return undefined;
       const informer: ResilientInformer<V1Namespace> = new ResilientInformer<V1Namespace>(
@@ -457,9 +492,11 @@ export class Controller {
         return informer;
       } catch (err) {
         await informer.stop();
-        this.log.info("cannot list Namespaces; reading their labels one by one", {
+        this.log.info("cannot list Namespaces; reading their labels one by one for a while", {
           error: err instanceof Error ? err.message : String(err),
         });
+        this.namespacesRetryAt = Date.now() + 300_000;
+        this.namespaces = undefined;
         return undefined;
       }
     })();
@@ -467,8 +504,22 @@ export class Controller {
   }
 
   private readonly state: ClusterState = {
-    coderMetrics: (namespace, name) =>
-      this.coderMetrics.get(name, namespace) as CoderMetrics | undefined,
+    coderMetrics: (namespace, name) => {
+      const cached = this.coderMetrics.get(name, namespace) as CoderMetrics | undefined;
+      const key = `${namespace}/${name}`;
+      const written = this.written.get(key);
+      if (written === undefined) return cached;
+      if (cached === undefined || !newer(written, cached)) {
+        this.written.delete(key); // gone, or the cache has caught up
+        return cached;
+      }
+      return written;
+    },
+    wrote: (cr) => {
+      const key = `${cr.metadata.namespace}/${cr.metadata.name}`;
+      const cached = this.coderMetrics.get(cr.metadata.name, cr.metadata.namespace);
+      if (cached !== undefined && newer(cr, cached as CoderMetrics)) this.written.set(key, cr);
+    },
     deployments: (namespace) => this.deployments.list(namespace),
     service: (namespace, name) => this.services.get(name, namespace),
     ownedConfigMap: (namespace, name) => this.configMaps.get(name, namespace),
@@ -587,7 +638,18 @@ export class Controller {
       allowedExporterImages: this.options.allowedExporterImages ?? [],
       ...(this.options.recheckMs !== undefined ? { recheckMs: this.options.recheckMs } : {}),
     };
-    for (let i = 0; i < (this.options.workers ?? 2); i++) this.workers.push(this.work(ctx));
+    // What the first reconciles ask before anything else, asked now: which monitor kinds are
+    // served (their caches start then) and which Prometheus objects there are.
+    for (const monitorKind of monitorKinds)
+      this.state.monitoringServes(monitorKind).catch(() => undefined);
+    this.state
+      .prometheuses()
+      .then((p) => {
+        if (Array.isArray(p) && monitorKinds.some((k) => needsNamespaceLabels(p, k)))
+          return this.namespaceInformer();
+      })
+      .catch(() => undefined);
+    for (let i = 0; i < (this.options.workers ?? 4); i++) this.workers.push(this.work(ctx));
     this.enqueueAll();
     const resync = this.options.resyncMs ?? 600_000;
     this.resyncTimer = setInterval(() => this.enqueueAll(), resync);

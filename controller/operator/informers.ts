@@ -19,7 +19,6 @@
 // a cached object looks the same whether a list or a watch delivered it.
 // Lists go through Kube, so each page has the request deadline.
 import type * as k8s from "@kubernetes/client-node";
-import { HttpMethod, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
 import type { Logger } from "../common/log.ts";
 import { type Kube, KubeError } from "./kube.ts";
@@ -268,8 +267,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     });
     if (this.labelSelector) query.set("labelSelector", this.labelSelector);
     const url = `${this.kube.transport.server}${this.path}?${query}`;
-    const context = new RequestContext(url, HttpMethod.GET);
-    await this.kube.transport.authenticate(context);
+    const { headers, dispatcher } = await this.kube.transport.authenticate();
     // Silence longer than the server's own end of the watch means the connection is dead.
     const quietLimitMs = timeoutSeconds * 1000 + 2000;
     const silence = new AbortController();
@@ -285,8 +283,8 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     let events = 0;
     try {
       const response = await fetch(url, {
-        headers: { ...context.getHeaders(), accept: "application/json" },
-        dispatcher: context.getDispatcher(),
+        headers,
+        dispatcher,
         signal: AbortSignal.any(signals),
       });
       this.kube.count("watch", this.type.kind, response.status);
@@ -322,7 +320,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     } catch (err) {
       if (silence.signal.aborted && !this.stopped) {
         // The connection may be dead, and with HTTP/2 it is everyone's: replace it.
-        this.kube.transport.replaceConnections(context.getDispatcher());
+        this.kube.transport.replaceConnections(dispatcher);
         throw new Error(
           `watch silent for ${quietLimitMs} ms (no event, no bookmark): reconnecting`,
         );

@@ -53,6 +53,8 @@ import { type ConditionInput, mergeConditions, readyCondition, statusEqual } fro
 /** What the reconciler reads: informer caches, so a no-op reconcile makes no requests. */
 export interface ClusterState {
   coderMetrics(namespace: string, name: string): CoderMetrics | undefined;
+  /** A CoderMetrics as our own write returned it: read instead of the cache until that catches up. */
+  wrote(cr: CoderMetrics): void;
   deployments(namespace: string): readonly V1Deployment[];
   /** Any Service (ours or not: a name someone else took is seen in the cache). */
   service(namespace: string, name: string): V1Service | undefined;
@@ -89,7 +91,7 @@ export interface ReconcileResult {
   writes: number;
 }
 
-const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
+export const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
 
 /** An apply the API server answered with a refusal the user can act on. */
 export interface Refusal {
@@ -174,6 +176,30 @@ function claimOf(d: V1Deployment): string | undefined {
   return d.metadata?.annotations?.[instanceAnnotation];
 }
 
+/** Whether telling which Prometheus selects a monitor of `kind` needs its namespace's labels. */
+export function needsNamespaceLabels(prometheuses: PrometheusLike[], kind: MonitorKind): boolean {
+  const field =
+    kind === "ServiceMonitor" ? "serviceMonitorNamespaceSelector" : "podMonitorNamespaceSelector";
+  // Only a selector with requirements reads labels: unset means the Prometheus's own
+  // namespace, {} every namespace.
+  return prometheuses.some((p) => {
+    const selector = p[field];
+    return (
+      selector !== undefined &&
+      (Object.keys(selector.matchLabels ?? {}).length > 0 ||
+        (selector.matchExpressions ?? []).length > 0)
+    );
+  });
+}
+
+/** Both to the end (no write of a key outlives its reconcile), then the first failure if any. */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
+}
+
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const [namespace, name] = key.split("/") as [string, string];
   const cr = ctx.state.coderMetrics(namespace, name);
@@ -249,10 +275,10 @@ class Reconcile {
 
     // 1. Coder Deployments (env + sidecar) and 2. the exporter's config, side by side: the
     // sidecar mounts the ConfigMap, but its pods wait for it (and the kubelet retries).
-    const [coder, exporter] = await Promise.all([
+    const [coder, exporter] = await both(
       this.configureDeployments(spec),
       this.configureExporter(spec),
-    ]);
+    );
     parts.push(coder.condition);
     if (coder.pii) parts.push(coder.pii);
     parts.push(exporter);
@@ -310,12 +336,16 @@ class Reconcile {
   private async ensureFinalizer(): Promise<void> {
     const finalizers = this.cr.metadata.finalizers ?? [];
     if (finalizers.includes(finalizer)) return;
-    await this.ctx.kube.mergePatch(this.ref(apiVersion, kind, this.cr.metadata.name), {
-      metadata: {
-        resourceVersion: this.cr.metadata.resourceVersion,
-        finalizers: [...finalizers, finalizer],
+    const updated = await this.ctx.kube.mergePatch(
+      this.ref(apiVersion, kind, this.cr.metadata.name),
+      {
+        metadata: {
+          resourceVersion: this.cr.metadata.resourceVersion,
+          finalizers: [...finalizers, finalizer],
+        },
       },
-    });
+    );
+    this.ctx.state.wrote(updated as unknown as CoderMetrics);
     this.writes++;
   }
 
@@ -698,19 +728,7 @@ class Reconcile {
       };
     }
     const desiredLabels = desiredMonitorLabels(this.ctx.state, this.cr, applied);
-    // Only a namespace selector with requirements reads namespace labels ({} selects all).
-    const nsField =
-      applied.kind === "ServiceMonitor"
-        ? "serviceMonitorNamespaceSelector"
-        : "podMonitorNamespaceSelector";
-    const needsLabels = prometheuses.some((p) => {
-      const selector = p[nsField];
-      return (
-        selector !== undefined &&
-        (Object.keys(selector.matchLabels ?? {}).length > 0 ||
-          (selector.matchExpressions ?? []).length > 0)
-      );
-    });
+    const needsLabels = needsNamespaceLabels(prometheuses, applied.kind);
     const selection = evaluateSelection(prometheuses, {
       kind: applied.kind,
       namespace: this.namespace,
@@ -769,10 +787,11 @@ class Reconcile {
         this.ctx.events.normal(crTarget(this.cr), "Ready", ready.message);
       else this.ctx.events.warning(crTarget(this.cr), ready.reason, ready.message);
     }
-    await this.ctx.kube.applyStatus(
+    const updated = await this.ctx.kube.applyStatus(
       { group, version, plural, kind, namespace: this.namespace, name: this.cr.metadata.name },
       status,
     );
+    this.ctx.state.wrote(updated as CoderMetrics);
     this.writes++;
   }
 
@@ -796,12 +815,13 @@ class Reconcile {
     }
     for (const monitorKind of monitorKinds)
       await this.removeMonitor(monitorKind, spec.service.name);
-    await ctx.kube.mergePatch(this.ref(apiVersion, kind, cr.metadata.name), {
+    const updated = await ctx.kube.mergePatch(this.ref(apiVersion, kind, cr.metadata.name), {
       metadata: {
         resourceVersion: cr.metadata.resourceVersion,
         finalizers: (cr.metadata.finalizers ?? []).filter((f) => f !== finalizer),
       },
     });
+    ctx.state.wrote(updated as unknown as CoderMetrics);
     this.writes++;
     ctx.log.info("released Coder and removed owned objects", { coderMetrics: this.key });
   }
