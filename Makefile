@@ -97,7 +97,7 @@ test-chart: setup helm-binary system-deps ## Only the chart's unit tests: render
 bench: build ## Exporter benchmarks (figures and ratios, no assertions)
 	node --expose-gc test/bench/exporter.bench.ts
 
-bench-controller: setup system-deps kube-binaries ## Controller at scale: 500 CRs in 500 namespaces (BENCH_CRS=N to change)
+bench-controller: build system-deps kube-binaries helm-binary ## Controller at scale: 500 CRs in 500 namespaces (BENCH_CRS=N to change)
 	node test/bench/controller.bench.ts --crs $${BENCH_CRS:-500}
 
 soak: build ## Exporter soak: 20 scrapers at 1/s on 5,000 workspaces for SOAK_SECONDS (default 300)

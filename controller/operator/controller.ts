@@ -5,23 +5,41 @@
 // by namespace. Nothing is reconciled before every cache has synced
 // (controller-runtime waits up to CacheSyncTimeout, 2 minutes by default,
 // and fails the start when it passes).
+// Services and monitors are cached whether ours or not, so "is that name
+// taken?" is answered from the cache, never by a GET; the caches keep only
+// what the reconciler reads (no managedFields but our own Apply entry on
+// Deployments, no Deployment status), as client-go's transforms do.
 import type * as k8s from "@kubernetes/client-node";
-import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1Namespace, V1Service } from "@kubernetes/client-node";
+import { resolveSpec } from "../api/defaults.ts";
 import { apiVersion, type CoderMetrics, group, kind, plural } from "../api/v1alpha1.ts";
 import { type MonitorKind, type MonitorObject, monitoringApiVersion } from "../desired/monitor.ts";
-import { instanceAnnotation, instanceLabel, managedBy, managedByLabel } from "../desired/names.ts";
+import {
+  fieldManager,
+  instanceAnnotation,
+  instanceLabel,
+  managedBy,
+  managedByLabel,
+} from "../desired/names.ts";
 import type { PrometheusLike } from "../discovery/prometheus-selection.ts";
 import { createEventRecorder, type FlushableEventRecorder } from "./events.ts";
 import { type InformerEvent, ResilientInformer, type ResourceType } from "./informers.ts";
 import { Kube, KubeError } from "./kube.ts";
-import { KubeTransport } from "./kube-config.ts";
+import { type ClusterAccess, type KubeConfigLike, KubeTransport } from "./kube-config.ts";
 import type { Logger } from "../common/log.ts";
 import { type ControllerMetrics, createControllerMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
-import { type ClusterState, reconcile, RefusedByApi } from "./reconcile.ts";
+import {
+  type ClusterState,
+  monitorKinds,
+  needsNamespaceLabels,
+  reconcile,
+  RefusedByApi,
+} from "./reconcile.ts";
 
 export interface ControllerOptions {
-  kubeconfig: k8s.KubeConfig;
+  /** A client-node KubeConfig, or what loadClusterAccess() read. */
+  kubeconfig: KubeConfigLike | ClusterAccess;
   /** Namespaces to watch; empty or undefined = all. */
   watchNamespaces?: string[] | undefined;
   exporterImage: string;
@@ -52,6 +70,7 @@ const types = {
   deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments" },
   service: { apiVersion: "v1", kind: "Service", plural: "services" },
   configMap: { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps" },
+  namespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces" },
   serviceMonitor: {
     apiVersion: monitoringApiVersion,
     kind: "ServiceMonitor",
@@ -75,6 +94,44 @@ type PrometheusObject = k8s.KubernetesObject & {
     | "podMonitorNamespaceSelector"
   >;
 };
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** What every cache keeps of an object: not its managedFields nor kubectl's last-applied copy. */
+function trimmed<T extends k8s.KubernetesObject>(obj: T): T {
+  if (obj.metadata !== undefined) {
+    delete obj.metadata.managedFields;
+    if (obj.metadata.annotations?.[lastApplied] !== undefined)
+      delete obj.metadata.annotations[lastApplied];
+  }
+  return obj;
+}
+
+/** A Deployment as the reconciler reads it: our own Apply entry (ownedEnvNames), no status. */
+function trimmedDeployment(d: V1Deployment): V1Deployment {
+  const ours = d.metadata?.managedFields?.filter(
+    (e) => e.manager === fieldManager && e.operation === "Apply" && !e.subresource,
+  );
+  trimmed(d);
+  if (d.metadata !== undefined && ours?.length) d.metadata.managedFields = ours;
+  delete d.status;
+  return d;
+}
+
+/** A Namespace as the reconciler reads it: its labels. */
+function namespaceLabelsOnly(ns: V1Namespace): V1Namespace {
+  const { name, labels, resourceVersion } = ns.metadata ?? {};
+  return { apiVersion: ns.apiVersion, kind: ns.kind, metadata: { name, labels, resourceVersion } };
+}
+
+type Versioned = { metadata?: { resourceVersion?: string | undefined } | undefined };
+
+/** Whether `a` is a later version than `b` (resourceVersions as integers, as client-go's MutationCache). */
+function newer(a: Versioned, b: Versioned): boolean {
+  const va = Number(a.metadata?.resourceVersion);
+  const vb = Number(b.metadata?.resourceVersion);
+  return Number.isSafeInteger(va) && Number.isSafeInteger(vb) && va > vb;
+}
 
 /** One informer per watched namespace (or one for the cluster), read as one cache. */
 class Informers<T extends k8s.KubernetesObject> {
@@ -133,11 +190,25 @@ export class Controller {
   /** Started once, the first time a reconcile asks (undefined inside: the CRDs are not served). */
   private prometheusInformers: Promise<Informers<PrometheusObject>[] | undefined> | undefined;
   private prometheusForbiddenUntil = 0;
+  /** Monitor caches by kind: resolves once synced, or once its first list failed. */
+  private readonly monitorSync: Partial<Record<MonitorKind, Promise<void>>> = {};
+  /** Cluster-wide mode only, started when namespace labels are first needed. */
+  private namespaces: Promise<ResilientInformer<V1Namespace> | undefined> | undefined;
+  /** After a failed first list of Namespaces: when to try that cache again. */
+  private namespacesRetryAt = 0;
+  /**
+   * CoderMetrics as our own writes (finalizer, status) returned them, read
+   * instead of the cache until its watch delivers that version: otherwise the
+   * reconcile our first write queued may run on the older copy and write the
+   * same status (and Event) again. client-go's MutationCache does this,
+   * comparing resourceVersions as integers as it does.
+   */
+  private readonly written = new Map<string, CoderMetrics>();
   private readonly namespaceLabelCache = new Map<
     string,
     { at: number; labels: Record<string, string> }
   >();
-  private readonly discovery = new Map<string, { at: number; served: Promise<boolean> }>();
+  private readonly discovery = new Map<string, { at: number; resources: Promise<string[]> }>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private events: FlushableEventRecorder | undefined;
   private workers: Promise<void>[] = [];
@@ -167,13 +238,33 @@ export class Controller {
       this.metrics,
     );
     const ownedSelector = `${managedByLabel}=${managedBy}`;
-    this.coderMetrics = this.informers(types.coderMetrics, undefined, (_e, cr) =>
-      this.enqueueObject(cr),
+    this.coderMetrics = this.informers(
+      types.coderMetrics,
+      undefined,
+      (_e, cr) => {
+        const key = `${cr.metadata?.namespace}/${cr.metadata?.name}`;
+        const written = this.written.get(key);
+        if (written !== undefined && !newer(written, cr as CoderMetrics)) this.written.delete(key);
+        this.enqueueObject(cr);
+      },
+      { transform: trimmed },
     );
-    this.deployments = this.informers(types.deployment, undefined, (_e, d) => this.onDeployment(d));
-    this.services = this.informers(types.service, ownedSelector, (_e, o) => this.enqueueOwner(o));
-    this.configMaps = this.informers(types.configMap, ownedSelector, (_e, o) =>
-      this.enqueueOwner(o),
+    this.deployments = this.informers(
+      types.deployment,
+      undefined,
+      (_e, d) => this.onDeployment(d),
+      {
+        transform: trimmedDeployment,
+      },
+    );
+    this.services = this.informers(types.service, undefined, (_e, o) => this.onNamedObject(o), {
+      transform: trimmed,
+    });
+    this.configMaps = this.informers(
+      types.configMap,
+      ownedSelector,
+      (_e, o) => this.enqueueOwner(o),
+      { transform: trimmed },
     );
   }
 
@@ -181,10 +272,10 @@ export class Controller {
     type: ResourceType,
     labelSelector: string | undefined,
     onEvent: (event: InformerEvent, obj: T) => void,
-    clusterWide = false,
+    options: { clusterWide?: boolean; transform?: (obj: T) => T } = {},
   ): Informers<T> {
     const namespaces =
-      clusterWide || !this.options.watchNamespaces?.length
+      options.clusterWide || !this.options.watchNamespaces?.length
         ? [undefined]
         : this.options.watchNamespaces;
     return new Informers(
@@ -198,6 +289,7 @@ export class Controller {
               labelSelector,
               log: this.log,
               watchTimeoutMs: this.options.watchTimeoutMs,
+              transform: options.transform,
             },
             onEvent,
           ),
@@ -211,14 +303,28 @@ export class Controller {
   }
 
   /** An owned object changed: its controlling CoderMetrics (ownerReference; else our label). */
-  private enqueueOwner(obj: k8s.KubernetesObject): void {
+  private enqueueOwner(obj: k8s.KubernetesObject): boolean {
     const namespace = obj.metadata?.namespace;
-    if (!namespace) return;
+    if (!namespace) return false;
     const owner =
       obj.metadata?.ownerReferences?.find(
         (r) => r.controller && r.kind === kind && r.apiVersion.split("/")[0] === group,
       )?.name ?? obj.metadata?.labels?.[instanceLabel];
-    if (owner) this.queue.add(`${namespace}/${owner}`);
+    if (!owner) return false;
+    this.queue.add(`${namespace}/${owner}`);
+    return true;
+  }
+
+  /**
+   * A Service or monitor changed. Ours: its CoderMetrics. Someone else's: the
+   * CoderMetrics whose Service name it takes (or has just freed) looks again.
+   */
+  private onNamedObject(obj: k8s.KubernetesObject): void {
+    if (this.enqueueOwner(obj)) return;
+    const namespace = obj.metadata?.namespace;
+    if (namespace === undefined) return;
+    for (const cr of this.coderMetrics.list(namespace))
+      if (resolveSpec(cr.spec).service.name === obj.metadata?.name) this.enqueueObject(cr);
   }
 
   private onDeployment(d: V1Deployment): void {
@@ -238,18 +344,19 @@ export class Controller {
     this.enqueueAll();
   }
 
-  /** Is a monitoring.coreos.com resource served? Cached; starts its informers the first time it is. */
-  private served(groupVersion: string, resource: string): Promise<boolean> {
-    const key = `${groupVersion}/${resource}`;
+  /** Is a monitoring.coreos.com resource served? One discovery request per group/version, cached. */
+  private async served(groupVersion: string, resource: string): Promise<boolean> {
     const ttl = this.options.discoveryTtlMs ?? 30_000;
-    const cached = this.discovery.get(key);
-    if (cached !== undefined && Date.now() - cached.at < ttl) return cached.served;
-    const served = this.kube.serves(groupVersion, resource).catch((err: unknown) => {
-      this.discovery.delete(key);
-      throw err;
-    });
-    this.discovery.set(key, { at: Date.now(), served });
-    return served;
+    let cached = this.discovery.get(groupVersion);
+    if (cached === undefined || Date.now() - cached.at >= ttl) {
+      const resources = this.kube.resourcesOf(groupVersion).catch((err: unknown) => {
+        this.discovery.delete(groupVersion);
+        throw err;
+      });
+      cached = { at: Date.now(), resources };
+      this.discovery.set(groupVersion, cached);
+    }
+    return (await cached.resources).includes(resource);
   }
 
   private async startPrometheusInformers(): Promise<Informers<PrometheusObject>[] | undefined> {
@@ -278,26 +385,19 @@ export class Controller {
       }
       throw err;
     }
+    // A Prometheus changed: every monitor may be selected differently. Not for the first
+    // list: the reconcile that asked reads the answer, the others will when they run.
+    let synced = false;
+    const onEvent = () => {
+      if (synced) this.enqueueAll();
+    };
+    const cached = { clusterWide: true, transform: trimmed };
     const informers = [
       ...(prom
-        ? [
-            this.informers<PrometheusObject>(
-              types.prometheus,
-              undefined,
-              () => this.enqueueAll(),
-              true,
-            ),
-          ]
+        ? [this.informers<PrometheusObject>(types.prometheus, undefined, onEvent, cached)]
         : []),
       ...(agent
-        ? [
-            this.informers<PrometheusObject>(
-              types.prometheusAgent,
-              undefined,
-              () => this.enqueueAll(),
-              true,
-            ),
-          ]
+        ? [this.informers<PrometheusObject>(types.prometheusAgent, undefined, onEvent, cached)]
         : []),
     ];
     try {
@@ -312,6 +412,7 @@ export class Controller {
           }),
         ),
       );
+      synced = true;
     } catch (err) {
       await Promise.all(informers.map((i) => i.stop()));
       this.log.warn("cannot list Prometheus resources; Discovered stays Unknown", {
@@ -323,23 +424,104 @@ export class Controller {
     return informers;
   }
 
-  private async monitorInformer(monitorKind: MonitorKind): Promise<void> {
-    if (this.monitors[monitorKind] !== undefined) return;
-    const type = monitorKind === "ServiceMonitor" ? types.serviceMonitor : types.podMonitor;
-    const informers = this.informers<MonitorObject & k8s.KubernetesObject>(
-      type,
-      `${managedByLabel}=${managedBy}`,
-      (_e, o) => this.enqueueOwner(o),
-    );
-    this.monitors[monitorKind] = informers;
-    informers.start(); // until it has synced, ownedMonitor() answers "unknown" and the reconcile reads
+  /**
+   * Starts the cache of one monitor kind the first time a reconcile needs it and
+   * waits for its first list; if that list fails, the cache keeps retrying in the
+   * background and monitor() answers "unknown" (the reconcile reads) meanwhile.
+   */
+  private monitorInformer(monitorKind: MonitorKind): Promise<void> {
+    this.monitorSync[monitorKind] ??= (() => {
+      const type = monitorKind === "ServiceMonitor" ? types.serviceMonitor : types.podMonitor;
+      const informers = this.informers<MonitorObject & k8s.KubernetesObject>(
+        type,
+        undefined,
+        (_e, o) => this.onNamedObject(o),
+        { transform: trimmed },
+      );
+      this.monitors[monitorKind] = informers;
+      informers.start();
+      return informers
+        .waitForSync({
+          timeoutMs: this.options.cacheSyncTimeoutMs ?? 120_000,
+          signal: this.abort.signal,
+          failFast: true,
+        })
+        .then(
+          () => undefined,
+          (err: unknown) =>
+            this.log.warn("cannot list monitors yet; reading them one by one meanwhile", {
+              kind: monitorKind,
+              error: err instanceof Error ? err.message : String(err),
+            }),
+        );
+    })();
+    return this.monitorSync[monitorKind];
+  }
+
+  /**
+   * The namespaces cache (labels only), in cluster-wide mode; undefined when
+   * the controller watches some namespaces only (their Namespaces are read one
+   * by one) or may not list Namespaces.
+   */
+  private namespaceInformer(): Promise<ResilientInformer<V1Namespace> | undefined> {
+    if (this.namespaces === undefined && Date.now() < this.namespacesRetryAt)
+      return Promise.resolve(undefined);
+    this.namespaces ??= (async () => {
+      if (this.options.watchNamespaces?.length) return undefined;
+      const informer: ResilientInformer<V1Namespace> = new ResilientInformer<V1Namespace>(
+        this.kube,
+        types.namespace,
+        {
+          log: this.log,
+          watchTimeoutMs: this.options.watchTimeoutMs,
+          transform: namespaceLabelsOnly,
+        },
+        (_e, ns) => {
+          // Relabelled: Discovered may change for the CoderMetrics in it.
+          if (!informer.hasSynced || ns.metadata?.name === undefined) return;
+          for (const cr of this.coderMetrics.list(ns.metadata.name)) this.enqueueObject(cr);
+        },
+      );
+      informer.start();
+      try {
+        await informer.waitForSync({
+          timeoutMs: this.options.cacheSyncTimeoutMs ?? 120_000,
+          signal: this.abort.signal,
+          failFast: true,
+        });
+        return informer;
+      } catch (err) {
+        await informer.stop();
+        this.log.info("cannot list Namespaces; reading their labels one by one for a while", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        this.namespacesRetryAt = Date.now() + 300_000;
+        this.namespaces = undefined;
+        return undefined;
+      }
+    })();
+    return this.namespaces;
   }
 
   private readonly state: ClusterState = {
-    coderMetrics: (namespace, name) =>
-      this.coderMetrics.get(name, namespace) as CoderMetrics | undefined,
+    coderMetrics: (namespace, name) => {
+      const cached = this.coderMetrics.get(name, namespace) as CoderMetrics | undefined;
+      const key = `${namespace}/${name}`;
+      const written = this.written.get(key);
+      if (written === undefined) return cached;
+      if (cached === undefined || !newer(written, cached)) {
+        this.written.delete(key); // gone, or the cache has caught up
+        return cached;
+      }
+      return written;
+    },
+    wrote: (cr) => {
+      const key = `${cr.metadata.namespace}/${cr.metadata.name}`;
+      const cached = this.coderMetrics.get(cr.metadata.name, cr.metadata.namespace);
+      if (cached !== undefined && newer(cr, cached as CoderMetrics)) this.written.set(key, cr);
+    },
     deployments: (namespace) => this.deployments.list(namespace),
-    ownedService: (namespace, name) => this.services.get(name, namespace),
+    service: (namespace, name) => this.services.get(name, namespace),
     ownedConfigMap: (namespace, name) => this.configMaps.get(name, namespace),
     monitoringServes: async (monitorKind) => {
       const served = await this.served(
@@ -349,7 +531,7 @@ export class Controller {
       if (served && this.stopping === undefined) await this.monitorInformer(monitorKind);
       return served;
     },
-    ownedMonitor: (monitorKind, namespace, name) => {
+    monitor: (monitorKind, namespace, name) => {
       const informers = this.monitors[monitorKind];
       if (informers === undefined || !informers.hasSynced) return "unknown";
       return informers.get(name, namespace);
@@ -387,7 +569,14 @@ export class Controller {
       );
     },
     namespaceLabels: async (namespace) => {
-      // A short-lived cache: Discovered needs namespace labels, and a resync should not GET each one.
+      const informer = await this.namespaceInformer();
+      if (informer !== undefined)
+        return (
+          informer.get(namespace)?.metadata?.labels ?? {
+            "kubernetes.io/metadata.name": namespace,
+          }
+        );
+      // Namespaced mode: a short-lived cache, so a resync does not GET each one.
       const cached = this.namespaceLabelCache.get(namespace);
       if (cached !== undefined && Date.now() - cached.at < (this.options.discoveryTtlMs ?? 30_000))
         return cached.labels;
@@ -449,7 +638,18 @@ export class Controller {
       allowedExporterImages: this.options.allowedExporterImages ?? [],
       ...(this.options.recheckMs !== undefined ? { recheckMs: this.options.recheckMs } : {}),
     };
-    for (let i = 0; i < (this.options.workers ?? 2); i++) this.workers.push(this.work(ctx));
+    // What the first reconciles ask before anything else, asked now: which monitor kinds are
+    // served (their caches start then) and which Prometheus objects there are.
+    for (const monitorKind of monitorKinds)
+      this.state.monitoringServes(monitorKind).catch(() => undefined);
+    this.state
+      .prometheuses()
+      .then((p) => {
+        if (Array.isArray(p) && monitorKinds.some((k) => needsNamespaceLabels(p, k)))
+          return this.namespaceInformer();
+      })
+      .catch(() => undefined);
+    for (let i = 0; i < (this.options.workers ?? 4); i++) this.workers.push(this.work(ctx));
     this.enqueueAll();
     const resync = this.options.resyncMs ?? 600_000;
     this.resyncTimer = setInterval(() => this.enqueueAll(), resync);
@@ -518,6 +718,7 @@ export class Controller {
     await this.events?.flush(); // nothing of this replica's may land after it stopped
     this.abort.abort();
     const prometheus = (await this.prometheusInformers?.catch(() => undefined)) ?? [];
+    await (await this.namespaces)?.stop();
     const all = [
       this.coderMetrics,
       this.deployments,

@@ -11,10 +11,14 @@
 //     that hears nothing (no event, no bookmark, no end) for longer than that
 //     is a dead connection and is dropped and started again;
 //   - any other failure is retried with backoff (API server restarts, network
-//     blips, RBAC not granted yet) and logged.
+//     blips, RBAC not granted yet) and logged;
+//   - a transform (client-go's SetTransform) trims each object before it is
+//     stored, e.g. the managedFields nobody reads, so the cache holds less.
+// A list's items carry no apiVersion/kind (the API server leaves TypeMeta off
+// the items of built-in types); they are filled in from the resource type, so
+// a cached object looks the same whether a list or a watch delivered it.
 // Lists go through Kube, so each page has the request deadline.
 import type * as k8s from "@kubernetes/client-node";
-import { HttpMethod, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
 import type { Logger } from "../common/log.ts";
 import { type Kube, KubeError } from "./kube.ts";
@@ -28,12 +32,14 @@ export interface ResourceType {
 
 export type InformerEvent = "add" | "update" | "delete";
 
-export interface InformerOptions {
+export interface InformerOptions<T = unknown> {
   namespace?: string | undefined;
   labelSelector?: string | undefined;
   log: Logger;
   /** See above; client-go's minWatchTimeout is 5 minutes. */
   watchTimeoutMs?: number | undefined;
+  /** Applied to every object before it is cached (it may change the object it is given). */
+  transform?: ((obj: T) => T) | undefined;
 }
 
 interface WatchEvent<T> {
@@ -58,6 +64,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   private readonly watchTimeoutMs: number;
   private readonly log: Logger;
   private readonly onEvent: (event: InformerEvent, obj: T) => void;
+  private readonly transform: ((obj: T) => T) | undefined;
   private objects = new Map<string, Map<string, T>>();
   private resourceVersion = "";
   private synced = false;
@@ -71,7 +78,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   constructor(
     kube: Kube,
     type: ResourceType,
-    options: InformerOptions,
+    options: InformerOptions<T>,
     onEvent: (event: InformerEvent, obj: T) => void,
   ) {
     this.kube = kube;
@@ -81,6 +88,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.watchTimeoutMs = options.watchTimeoutMs ?? defaultWatchTimeoutMs;
     this.log = options.log;
     this.onEvent = onEvent;
+    this.transform = options.transform;
     const prefix = type.apiVersion.includes("/")
       ? `/apis/${type.apiVersion}`
       : `/api/${type.apiVersion}`;
@@ -191,7 +199,8 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     return [obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""];
   }
 
-  private upsert(obj: T): void {
+  private upsert(received: T): void {
+    const obj = this.transform ? this.transform(received) : received;
     const [namespace, name] = this.keyOf(obj);
     let byName = this.objects.get(namespace);
     if (byName === undefined) {
@@ -227,6 +236,10 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   /** Lists, replaces the cache with the answer (deletes for what is gone), marks it synced. */
   private async relist(): Promise<void> {
     const list = await this.kube.listRaw<T>(this.type.kind, this.path, this.labelSelector);
+    for (const item of list.items) {
+      item.apiVersion ??= this.type.apiVersion;
+      item.kind ??= this.type.kind;
+    }
     const fresh = new Set(list.items.map((o) => this.keyOf(o).join("/")));
     for (const byName of [...this.objects.values()])
       for (const obj of [...byName.values()])
@@ -254,8 +267,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     });
     if (this.labelSelector) query.set("labelSelector", this.labelSelector);
     const url = `${this.kube.transport.server}${this.path}?${query}`;
-    const context = new RequestContext(url, HttpMethod.GET);
-    await this.kube.transport.authenticate(context);
+    const { headers, dispatcher } = await this.kube.transport.authenticate();
     // Silence longer than the server's own end of the watch means the connection is dead.
     const quietLimitMs = timeoutSeconds * 1000 + 2000;
     const silence = new AbortController();
@@ -271,8 +283,8 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     let events = 0;
     try {
       const response = await fetch(url, {
-        headers: { ...context.getHeaders(), accept: "application/json" },
-        dispatcher: context.getDispatcher(),
+        headers,
+        dispatcher,
         signal: AbortSignal.any(signals),
       });
       this.kube.count("watch", this.type.kind, response.status);
@@ -308,7 +320,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     } catch (err) {
       if (silence.signal.aborted && !this.stopped) {
         // The connection may be dead, and with HTTP/2 it is everyone's: replace it.
-        this.kube.transport.replaceConnections(context.getDispatcher());
+        this.kube.transport.replaceConnections(dispatcher);
         throw new Error(
           `watch silent for ${quietLimitMs} ms (no event, no bookmark): reconnecting`,
         );

@@ -1,11 +1,9 @@
-// A raw request to the API server with the kubeconfig's credentials, for the
-// few calls the generated client cannot make faithfully: discovery, lists
-// read as plain JSON, and applying objects whose schema uses keys its
-// serializer drops (CRDs with x-kubernetes-int-or-string, for one).
-import type * as k8s from "@kubernetes/client-node";
-import { HttpMethod, RequestContext } from "@kubernetes/client-node";
+// A request to the API server with the kubeconfig's credentials, the body
+// read whole and parsed as JSON when it is JSON. Every request the controller
+// makes goes through here (Kube wraps it with counting and errors); the doctor
+// and the tests call it with a client-node KubeConfig.
 import { fetch } from "undici";
-import { KubeTransport } from "./kube-config.ts";
+import { type ClusterAccess, type KubeConfigLike, KubeTransport } from "./kube-config.ts";
 
 export interface KubeResponse {
   status: number;
@@ -14,9 +12,9 @@ export interface KubeResponse {
 
 /** Per-request deadline for callers that hand over a bare KubeConfig (the doctor, tests). */
 const defaultTimeoutMs = 60_000;
-const transports = new WeakMap<k8s.KubeConfig, KubeTransport>();
+const transports = new WeakMap<object, KubeTransport>();
 
-function transportOf(target: k8s.KubeConfig | KubeTransport): KubeTransport {
+function transportOf(target: KubeConfigLike | ClusterAccess | KubeTransport): KubeTransport {
   if (target instanceof KubeTransport) return target;
   let transport = transports.get(target);
   if (transport === undefined) {
@@ -27,7 +25,7 @@ function transportOf(target: k8s.KubeConfig | KubeTransport): KubeTransport {
 }
 
 export async function kubeFetch(
-  target: k8s.KubeConfig | KubeTransport,
+  target: KubeConfigLike | ClusterAccess | KubeTransport,
   method: "GET" | "PATCH" | "POST" | "PUT" | "DELETE",
   path: string,
   options: { body?: unknown; contentType?: string; timeoutMs?: number } = {},
@@ -35,12 +33,9 @@ export async function kubeFetch(
   const transport = transportOf(target);
   const signal = transport.requestSignal(options.timeoutMs);
   const url = `${transport.server}${path}`;
-  const context = new RequestContext(url, HttpMethod[method]);
-  await transport.authenticate(context);
-  const headers: Record<string, string> = { ...context.getHeaders(), accept: "application/json" };
+  const { headers, dispatcher } = await transport.authenticate();
   if (options.body !== undefined)
-    headers["content-type"] = options.contentType ?? "application/json";
-  const dispatcher = context.getDispatcher();
+    headers["Content-Type"] = options.contentType ?? "application/json";
   let text: string;
   let status: number;
   try {

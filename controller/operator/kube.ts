@@ -3,7 +3,9 @@
 // verb (so "a no-op reconcile makes zero writes" is observable), one
 // transport that bounds each request by a deadline, and errors turned into
 // values that say what failed on which object and why (the API's reason).
-import * as k8s from "@kubernetes/client-node";
+// Requests are plain JSON over the transport (no generated client: objects
+// are sent as they are and come back as the API server wrote them).
+import type * as k8s from "@kubernetes/client-node";
 import { fieldManager } from "../desired/names.ts";
 import { type KubeTransport, RequestRefused } from "./kube-config.ts";
 import { kubeFetch } from "./kube-fetch.ts";
@@ -34,6 +36,41 @@ export class KubeError extends Error {
     this.detail = detail;
   }
 }
+
+/** The resource of each kind the controller reads or writes. */
+const plurals: Record<string, string> = {
+  CoderMetrics: "codermetrics",
+  ConfigMap: "configmaps",
+  Deployment: "deployments",
+  Event: "events",
+  Lease: "leases",
+  Namespace: "namespaces",
+  PodMonitor: "podmonitors",
+  Prometheus: "prometheuses",
+  PrometheusAgent: "prometheusagents",
+  Service: "services",
+  ServiceMonitor: "servicemonitors",
+};
+
+/** The object's path (or, without a name, its collection's). */
+function pathOf(
+  ref: { apiVersion: string; kind: string; metadata?: { name?: string; namespace?: string } },
+  named = true,
+): string {
+  const plural = plurals[ref.kind];
+  if (plural === undefined) throw new Error(`no resource known for kind ${ref.kind}`);
+  const prefix = ref.apiVersion.includes("/")
+    ? `/apis/${ref.apiVersion}`
+    : `/api/${ref.apiVersion}`;
+  const namespace = ref.metadata?.namespace
+    ? `/namespaces/${encodeURIComponent(ref.metadata.namespace)}`
+    : "";
+  const name = named ? `/${encodeURIComponent(ref.metadata?.name ?? "")}` : "";
+  return `${prefix}${namespace}/${plural}${name}`;
+}
+
+const applyQuery = `fieldManager=${encodeURIComponent(fieldManager)}&force=true`;
+const applyPatch = "application/apply-patch+yaml";
 
 function describe(ref: ObjectRef): string {
   const ns = ref.metadata.namespace ? `${ref.metadata.namespace}/` : "";
@@ -86,17 +123,10 @@ export function isNotFound(err: unknown): boolean {
 
 export class Kube {
   readonly transport: KubeTransport;
-  private readonly objects: k8s.KubernetesObjectApi;
-  private readonly custom: k8s.CustomObjectsApi;
-  private readonly core: k8s.CoreV1Api;
   private readonly metrics: ControllerMetrics;
 
   constructor(transport: KubeTransport, metrics: ControllerMetrics) {
     this.transport = transport;
-    const configuration = transport.apiConfiguration();
-    this.objects = new k8s.KubernetesObjectApi(configuration);
-    this.custom = new k8s.CustomObjectsApi(configuration);
-    this.core = new k8s.CoreV1Api(configuration);
     this.metrics = metrics;
   }
 
@@ -139,28 +169,44 @@ export class Kube {
     return kubeFetch(this.transport, method, path);
   }
 
+  /** One request; the answer's body, or a thrown { code, body } that call() turns into a KubeError. */
+  private async send<T>(
+    method: "GET" | "PATCH" | "POST" | "PUT" | "DELETE",
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<T> {
+    const response = await kubeFetch(this.transport, method, path, {
+      ...(body !== undefined ? { body } : {}),
+      ...(contentType !== undefined ? { contentType } : {}),
+    });
+    if (response.status >= 300)
+      throw Object.assign(new Error(`${method} ${path} answered ${response.status}`), {
+        code: response.status,
+        body: response.body,
+      });
+    return response.body as T;
+  }
+
   /** Server-side apply of exactly the fields in `desired`, as coder-metrics. */
   apply<T extends k8s.KubernetesObject>(desired: T & ObjectRef): Promise<T> {
     return this.call("apply", desired.kind, describe(desired), () =>
-      this.objects.patch(
-        desired,
-        undefined,
-        undefined,
-        fieldManager,
-        true,
-        k8s.PatchStrategy.ServerSideApply,
-      ),
+      this.send<T>("PATCH", `${pathOf(desired)}?${applyQuery}`, desired, applyPatch),
     );
   }
 
   /** Creates an object (uncounted: callers wrap it in call()). */
-  createObject<T extends k8s.KubernetesObject>(object: T): Promise<T> {
-    return this.objects.create(object);
+  createObject<T extends k8s.KubernetesObject>(object: T & ObjectRef): Promise<T> {
+    return this.send<T>("POST", pathOf(object, false), object);
   }
 
   /** Replaces an object (PUT); with metadata.resourceVersion set, 409 if it changed meanwhile. */
-  replaceObject<T extends k8s.KubernetesObject>(object: T): Promise<T> {
-    return this.objects.replace(object, undefined, undefined, fieldManager);
+  replaceObject<T extends k8s.KubernetesObject>(object: T & ObjectRef): Promise<T> {
+    return this.send<T>(
+      "PUT",
+      `${pathOf(object)}?fieldManager=${encodeURIComponent(fieldManager)}`,
+      object,
+    );
   }
 
   /** JSON merge patch guarded by resourceVersion: fails with 409 if the object changed meanwhile. */
@@ -168,19 +214,18 @@ export class Kube {
     ref: ObjectRef,
     patch: Record<string, unknown>,
   ): Promise<T> {
+    const body = {
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      ...patch,
+      metadata: { ...ref.metadata, ...(patch.metadata as object) },
+    };
     return this.call("patch", ref.kind, describe(ref), () =>
-      this.objects.patch<T>(
-        {
-          apiVersion: ref.apiVersion,
-          kind: ref.kind,
-          ...patch,
-          metadata: { ...ref.metadata, ...(patch.metadata as object) },
-        } as T,
-        undefined,
-        undefined,
-        fieldManager,
-        undefined,
-        k8s.PatchStrategy.MergePatch,
+      this.send<T>(
+        "PATCH",
+        `${pathOf(ref)}?fieldManager=${encodeURIComponent(fieldManager)}`,
+        body,
+        "application/merge-patch+json",
       ),
     );
   }
@@ -188,7 +233,9 @@ export class Kube {
   /** Reads an object; undefined when it does not exist. */
   async get<T extends k8s.KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return await this.call("get", ref.kind, describe(ref), () => this.objects.read<T>(ref));
+      return await this.call("get", ref.kind, describe(ref), () =>
+        this.send<T>("GET", pathOf(ref)),
+      );
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -201,26 +248,23 @@ export class Kube {
     namespace?: string,
     labelSelector?: string,
   ): Promise<T[]> {
+    const path = pathOf({ apiVersion, kind, metadata: { namespace } }, false);
+    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : "";
     const list = await this.call("list", kind, `${kind} in ${namespace ?? "all namespaces"}`, () =>
-      this.objects.list<T>(
-        apiVersion,
-        kind,
-        namespace,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        labelSelector,
-      ),
+      this.send<{ items?: T[] }>("GET", `${path}${query}`),
     );
-    return list.items;
+    return list.items ?? [];
   }
 
   /** Deletes an object; absent is fine. */
   async delete(ref: ObjectRef): Promise<void> {
     try {
       await this.call("delete", ref.kind, describe(ref), () =>
-        this.objects.delete(ref, undefined, undefined, undefined, undefined, "Background"),
+        this.send("DELETE", pathOf(ref), {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          propagationPolicy: "Background",
+        }),
       );
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -245,11 +289,9 @@ export class Kube {
       metadata: { name: ref.name, namespace: ref.namespace },
       status,
     };
+    const path = `/apis/${ref.group}/${ref.version}/namespaces/${encodeURIComponent(ref.namespace)}/${ref.plural}/${encodeURIComponent(ref.name)}/status`;
     return this.call("apply-status", ref.kind, `${ref.kind} ${ref.namespace}/${ref.name}`, () =>
-      this.custom.patchNamespacedCustomObjectStatus(
-        { ...ref, body, fieldManager, force: true },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.ServerSideApply),
-      ),
+      this.send("PATCH", `${path}?${applyQuery}`, body, applyPatch),
     );
   }
 
@@ -258,6 +300,11 @@ export class Kube {
    * Uses discovery, which every authenticated user may read, so it needs no RBAC.
    */
   async serves(groupVersion: string, plural: string): Promise<boolean> {
+    return (await this.resourcesOf(groupVersion)).includes(plural);
+  }
+
+  /** The resources a group/version serves (discovery); none when the group/version is not served. */
+  async resourcesOf(groupVersion: string): Promise<string[]> {
     const path = `/apis/${groupVersion}`;
     const resources = await this.call("discover", groupVersion, path, async () => {
       const response = await this.fetch("GET", path);
@@ -269,7 +316,7 @@ export class Kube {
         });
       return (response.body as k8s.V1APIResourceList).resources;
     });
-    return resources.some((r) => r.name === plural);
+    return resources.map((r) => r.name);
   }
 
   /**
@@ -310,7 +357,7 @@ export class Kube {
 
   async namespaceLabels(name: string): Promise<Record<string, string>> {
     const ns = await this.call("get", "Namespace", `Namespace ${name}`, () =>
-      this.core.readNamespace({ name }),
+      this.send<k8s.V1Namespace>("GET", `/api/v1/namespaces/${encodeURIComponent(name)}`),
     );
     return ns.metadata?.labels ?? {};
   }

@@ -18,11 +18,10 @@
 // which the lease is surely still ours (start of the last successful renew +
 // renewDeadline < the earliest moment a standby may take over). The
 // controller's requests are refused after it and aborted when it comes.
-import type * as k8s from "@kubernetes/client-node";
 import type { V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "../common/log.ts";
 import { isNotFound, Kube } from "./kube.ts";
-import { KubeTransport } from "./kube-config.ts";
+import { type ClusterAccess, type KubeConfigLike, KubeTransport } from "./kube-config.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import { microTime } from "./micro-time.ts";
 
@@ -82,7 +81,7 @@ export class LeaderElector {
   private wake: (() => void) | undefined;
 
   constructor(
-    kubeconfig: k8s.KubeConfig,
+    kubeconfig: KubeConfigLike | ClusterAccess,
     metrics: ControllerMetrics,
     options: LeaderElectionOptions,
   ) {

@@ -1,6 +1,5 @@
 // `coder-metrics controller`: flags → leader election → the controller.
 import { hostname } from "node:os";
-import * as k8s from "@kubernetes/client-node";
 import { type HostPort, parseListen } from "../common/address.ts";
 import { type FlagSpec, parseFlags, UsageError, usage } from "../common/flags.ts";
 import { createLogger, isLevel, type Level } from "../common/log.ts";
@@ -9,6 +8,7 @@ import { version } from "../common/version.ts";
 import { imagePolicy, imageRepository } from "../desired/image-policy.ts";
 import { Controller } from "./controller.ts";
 import { startProbeServer } from "./http.ts";
+import { type ClusterAccess, loadClusterAccess } from "./kube-config.ts";
 import { checkLeaderTiming, LeaderElector } from "./leader.ts";
 import { createControllerMetrics } from "./metrics.ts";
 
@@ -63,7 +63,7 @@ const FLAGS: readonly FlagSpec[] = [
     help: "how long to wait for the caches' first lists before exiting",
     default: "2m",
   },
-  { name: "workers", help: "concurrent reconciles", default: "2" },
+  { name: "workers", help: "concurrent reconciles", default: "4" },
   { name: "resync", help: "reconcile everything at least this often", default: "10m" },
   { name: "log-level", help: "debug, info, warn, error", default: "info" },
 ];
@@ -153,9 +153,13 @@ export async function runController(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ level: flags.logLevel, base: { component: "controller" } });
-  const kubeconfig = new k8s.KubeConfig();
-  if (flags.kubeconfig) kubeconfig.loadFromFile(flags.kubeconfig);
-  else kubeconfig.loadFromDefault();
+  let kubeconfig: ClusterAccess;
+  try {
+    kubeconfig = await loadClusterAccess(flags.kubeconfig);
+  } catch (err) {
+    process.stderr.write(`coder-metrics controller: ${(err as Error).message}\n`);
+    return 2;
+  }
   const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
   const metrics = createControllerMetrics();
   const { watchNamespaces, leaderElect } = flags;

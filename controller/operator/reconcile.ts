@@ -2,6 +2,12 @@
 // desired objects with the pure functions in desired/, apply only what
 // differs, and report what happened in status. Level-triggered: the key is
 // all it gets; whatever event enqueued it does not matter.
+// Requests: one per object that differs, the status when it changed, and
+// Events only for what a user should hear of — Ready changing, a refusal, an
+// invalid config, a Deployment given back — never for a routine apply.
+// Independent steps run side by side: the exporter's ConfigMap beside the
+// Deployments; the Service waits for the Deployments (it selects the pods
+// they configure, on their port) and the monitor for the Service.
 import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
 import { resolveSpec } from "../api/defaults.ts";
 import {
@@ -47,14 +53,16 @@ import { type ConditionInput, mergeConditions, readyCondition, statusEqual } fro
 /** What the reconciler reads: informer caches, so a no-op reconcile makes no requests. */
 export interface ClusterState {
   coderMetrics(namespace: string, name: string): CoderMetrics | undefined;
+  /** A CoderMetrics as our own write returned it: read instead of the cache until that catches up. */
+  wrote(cr: CoderMetrics): void;
   deployments(namespace: string): readonly V1Deployment[];
-  /** Services carrying our managed-by label. */
-  ownedService(namespace: string, name: string): V1Service | undefined;
+  /** Any Service (ours or not: a name someone else took is seen in the cache). */
+  service(namespace: string, name: string): V1Service | undefined;
   ownedConfigMap(namespace: string, name: string): V1ConfigMap | undefined;
   /** Is the monitoring.coreos.com kind served? (cached discovery) */
   monitoringServes(kind: MonitorKind): Promise<boolean>;
-  /** Our monitor of that kind, if its informer runs; otherwise undefined and the reconciler reads it. */
-  ownedMonitor(
+  /** The monitor of that kind and name (ours or not); "unknown" until its cache has synced. */
+  monitor(
     kind: MonitorKind,
     namespace: string,
     name: string,
@@ -83,7 +91,7 @@ export interface ReconcileResult {
   writes: number;
 }
 
-const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
+export const monitorKinds: MonitorKind[] = ["ServiceMonitor", "PodMonitor"];
 
 /** An apply the API server answered with a refusal the user can act on. */
 export interface Refusal {
@@ -168,6 +176,30 @@ function claimOf(d: V1Deployment): string | undefined {
   return d.metadata?.annotations?.[instanceAnnotation];
 }
 
+/** Whether telling which Prometheus selects a monitor of `kind` needs its namespace's labels. */
+export function needsNamespaceLabels(prometheuses: PrometheusLike[], kind: MonitorKind): boolean {
+  const field =
+    kind === "ServiceMonitor" ? "serviceMonitorNamespaceSelector" : "podMonitorNamespaceSelector";
+  // Only a selector with requirements reads labels: unset means the Prometheus's own
+  // namespace, {} every namespace.
+  return prometheuses.some((p) => {
+    const selector = p[field];
+    return (
+      selector !== undefined &&
+      (Object.keys(selector.matchLabels ?? {}).length > 0 ||
+        (selector.matchExpressions ?? []).length > 0)
+    );
+  });
+}
+
+/** Both to the end (no write of a key outlives its reconcile), then the first failure if any. */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
+}
+
 export async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
   const [namespace, name] = key.split("/") as [string, string];
   const cr = ctx.state.coderMetrics(namespace, name);
@@ -195,29 +227,18 @@ class Reconcile {
     this.namespace = cr.metadata.namespace;
   }
 
-  private async apply<T extends { kind?: string; metadata?: { name?: string } }>(
-    desired: T,
-    reason: string,
-    target: EventTarget,
-  ) {
+  private async apply<T extends { kind?: string; metadata?: { name?: string } }>(desired: T) {
     await this.ctx.kube.apply(desired as never);
     this.writes++;
-    this.ctx.events.normal(
-      target,
-      reason,
-      `${desired.kind} ${this.namespace}/${desired.metadata?.name} applied`,
-    );
   }
 
   /** apply(), but a refusal (see refusalOf) is recorded and returned instead of thrown. */
   private async tryApply<T extends { kind?: string; metadata?: { name?: string } }>(
     desired: T,
-    reason: string,
-    target: EventTarget,
     condition: ConditionInput["type"],
   ): Promise<Refusal | undefined> {
     try {
-      await this.apply(desired, reason, target);
+      await this.apply(desired);
       return undefined;
     } catch (err) {
       const object = `${desired.kind} ${this.namespace}/${desired.metadata?.name}`;
@@ -252,13 +273,15 @@ class Reconcile {
     const spec = resolveSpec(cr.spec);
     const parts: ConditionInput[] = [];
 
-    // 1. Coder Deployments: env + sidecar.
-    const coder = await this.configureDeployments(spec);
+    // 1. Coder Deployments (env + sidecar) and 2. the exporter's config, side by side: the
+    // sidecar mounts the ConfigMap, but its pods wait for it (and the kubelet retries).
+    const [coder, exporter] = await both(
+      this.configureDeployments(spec),
+      this.configureExporter(spec),
+    );
     parts.push(coder.condition);
     if (coder.pii) parts.push(coder.pii);
-
-    // 2. Exporter config (before the Service: pods need the ConfigMap to start).
-    parts.push(await this.configureExporter(spec));
+    parts.push(exporter);
 
     // 3. Service, 4. monitor.
     const serviceCondition = await this.configureService(
@@ -313,12 +336,16 @@ class Reconcile {
   private async ensureFinalizer(): Promise<void> {
     const finalizers = this.cr.metadata.finalizers ?? [];
     if (finalizers.includes(finalizer)) return;
-    await this.ctx.kube.mergePatch(this.ref(apiVersion, kind, this.cr.metadata.name), {
-      metadata: {
-        resourceVersion: this.cr.metadata.resourceVersion,
-        finalizers: [...finalizers, finalizer],
+    const updated = await this.ctx.kube.mergePatch(
+      this.ref(apiVersion, kind, this.cr.metadata.name),
+      {
+        metadata: {
+          resourceVersion: this.cr.metadata.resourceVersion,
+          finalizers: [...finalizers, finalizer],
+        },
       },
-    });
+    );
+    this.ctx.state.wrote(updated as unknown as CoderMetrics);
     this.writes++;
   }
 
@@ -380,12 +407,7 @@ class Reconcile {
       }
       const desired = stampDigest(plan.apply);
       if (!isUpToDate(desired, deployment)) {
-        const refusal = await this.tryApply(
-          desired,
-          "CoderConfigured",
-          deploymentTarget(deployment),
-          "CoderConfigured",
-        );
+        const refusal = await this.tryApply(desired, "CoderConfigured");
         if (refusal !== undefined) {
           statuses.push({
             name: dName,
@@ -419,16 +441,11 @@ class Reconcile {
     // Deployments we configured earlier that this CR no longer selects: give them back.
     for (const deployment of all) {
       if (claimOf(deployment) === this.key && !selected.includes(deployment)) {
-        const refusal = await this.tryApply(
-          releaseCoderd(deployment),
-          "CoderReleased",
-          deploymentTarget(deployment),
-          "CoderConfigured",
-        );
+        const refusal = await this.tryApply(releaseCoderd(deployment), "CoderConfigured");
         if (refusal !== undefined) {
           problems.push(refusal.message);
           refusedReason ??= refusal.reason;
-        }
+        } else this.released(deployment);
       }
     }
 
@@ -497,8 +514,6 @@ class Reconcile {
       if (live === undefined) {
         const refusal = await this.tryApply(
           stampDigest(desiredExporterConfigMap(this.cr, "{}\n")),
-          "ExporterConfigApplied",
-          crTarget(this.cr),
           "ExporterReady",
         );
         if (refusal !== undefined) return this.refused(refusal);
@@ -515,12 +530,7 @@ class Reconcile {
     }
     const desired = stampDigest(desiredExporterConfigMap(this.cr, plan.text));
     if (!isUpToDate(desired, live)) {
-      const refusal = await this.tryApply(
-        desired,
-        "ExporterConfigApplied",
-        crTarget(this.cr),
-        "ExporterReady",
-      );
+      const refusal = await this.tryApply(desired, "ExporterReady");
       if (refusal !== undefined) return this.refused(refusal);
     }
     return {
@@ -546,18 +556,15 @@ class Reconcile {
       };
     }
     const name = spec.service.name;
-    let live: V1Service | undefined = this.ctx.state.ownedService(this.namespace, name);
-    if (live === undefined) {
-      // Not ours (or not there): never take over somebody else's Service.
-      live = await this.ctx.kube.get<V1Service>(this.ref("v1", "Service", name));
-      if (live !== undefined && !ownedBy(live, this.cr)) {
-        return {
-          type,
-          status: "False",
-          reason: "ServiceNameTaken",
-          message: `Service ${name} exists and is not managed by this CoderMetrics; delete it or set spec.service.name`,
-        };
-      }
+    const live: V1Service | undefined = this.ctx.state.service(this.namespace, name);
+    if (live !== undefined && !ownedBy(live, this.cr)) {
+      // Never take over somebody else's Service.
+      return {
+        type,
+        status: "False",
+        reason: "ServiceNameTaken",
+        message: `Service ${name} exists and is not managed by this CoderMetrics; delete it or set spec.service.name`,
+      };
     }
     const desired = stampDigest(
       desiredService({ cr: this.cr, spec, podSelector, coderPort: coderAddress.port }),
@@ -576,7 +583,7 @@ class Reconcile {
         });
         this.writes++;
       }
-      const refusal = await this.tryApply(desired, "ServiceApplied", crTarget(this.cr), type);
+      const refusal = await this.tryApply(desired, type);
       if (refusal !== undefined) return this.refused(refusal);
     }
     return {
@@ -591,7 +598,7 @@ class Reconcile {
     monitorKind: MonitorKind,
     name: string,
   ): Promise<MonitorObject | undefined> {
-    const cached = this.ctx.state.ownedMonitor(monitorKind, this.namespace, name);
+    const cached = this.ctx.state.monitor(monitorKind, this.namespace, name);
     if (cached !== "unknown") return cached;
     return this.ctx.kube.get<MonitorObject & { apiVersion: string }>(
       this.ref(monitoringApiVersion, monitorKind, name),
@@ -685,7 +692,7 @@ class Reconcile {
       };
     }
     if (!isUpToDate(desired, live)) {
-      const refusal = await this.tryApply(desired, `${wanted}Applied`, crTarget(this.cr), type);
+      const refusal = await this.tryApply(desired, type);
       if (refusal !== undefined) return { condition: this.refused(refusal), applied: undefined };
     }
     return {
@@ -721,11 +728,12 @@ class Reconcile {
       };
     }
     const desiredLabels = desiredMonitorLabels(this.ctx.state, this.cr, applied);
+    const needsLabels = needsNamespaceLabels(prometheuses, applied.kind);
     const selection = evaluateSelection(prometheuses, {
       kind: applied.kind,
       namespace: this.namespace,
       labels: desiredLabels,
-      namespaceLabels: await this.ctx.state.namespaceLabels(this.namespace),
+      namespaceLabels: needsLabels ? await this.ctx.state.namespaceLabels(this.namespace) : {},
     });
     return {
       type,
@@ -733,6 +741,15 @@ class Reconcile {
       reason: selection.reason,
       message: selection.message,
     };
+  }
+
+  /** A Deployment given back (its env and sidecar removed: coderd rolls): worth an Event. */
+  private released(deployment: V1Deployment): void {
+    this.ctx.events.normal(
+      deploymentTarget(deployment),
+      "CoderReleased",
+      `CoderMetrics ${this.key} no longer configures this Deployment: its Prometheus env and exporter sidecar were removed`,
+    );
   }
 
   /** Whether the CR's status did not already say this (a message, when given, is looked for in it). */
@@ -770,10 +787,11 @@ class Reconcile {
         this.ctx.events.normal(crTarget(this.cr), "Ready", ready.message);
       else this.ctx.events.warning(crTarget(this.cr), ready.reason, ready.message);
     }
-    await this.ctx.kube.applyStatus(
+    const updated = await this.ctx.kube.applyStatus(
       { group, version, plural, kind, namespace: this.namespace, name: this.cr.metadata.name },
       status,
     );
+    this.ctx.state.wrote(updated as CoderMetrics);
     this.writes++;
   }
 
@@ -783,11 +801,12 @@ class Reconcile {
     if (!(cr.metadata.finalizers ?? []).includes(finalizer)) return;
     for (const deployment of ctx.state.deployments(this.namespace)) {
       if (claimOf(deployment) === this.key) {
-        await this.apply(releaseCoderd(deployment), "CoderReleased", deploymentTarget(deployment));
+        await this.apply(releaseCoderd(deployment));
+        this.released(deployment);
       }
     }
     const spec = resolveSpec(cr.spec);
-    const service = ctx.state.ownedService(this.namespace, spec.service.name);
+    const service = ctx.state.service(this.namespace, spec.service.name);
     if (service !== undefined && ownedBy(service, cr)) {
       await ctx.kube.delete(this.ref("v1", "Service", spec.service.name));
     }
@@ -796,12 +815,13 @@ class Reconcile {
     }
     for (const monitorKind of monitorKinds)
       await this.removeMonitor(monitorKind, spec.service.name);
-    await ctx.kube.mergePatch(this.ref(apiVersion, kind, cr.metadata.name), {
+    const updated = await ctx.kube.mergePatch(this.ref(apiVersion, kind, cr.metadata.name), {
       metadata: {
         resourceVersion: cr.metadata.resourceVersion,
         finalizers: (cr.metadata.finalizers ?? []).filter((f) => f !== finalizer),
       },
     });
+    ctx.state.wrote(updated as unknown as CoderMetrics);
     this.writes++;
     ctx.log.info("released Coder and removed owned objects", { coderMetrics: this.key });
   }

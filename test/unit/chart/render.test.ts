@@ -129,17 +129,24 @@ describe("chart: defaults", () => {
       "--exporter-image=ghcr.io/coder-metrics/coder-metrics:0.1.0",
       "--leader-elect=true",
       "--leader-election-id=cm-coder-metrics-controller",
-      "--workers=2",
+      "--workers=4",
       "--resync=10m",
       "--log-level=info",
     ]);
     const env = Object.fromEntries(
-      c.env.map((e: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }) => [
-        e.name,
-        e.valueFrom.fieldRef.fieldPath,
-      ]),
+      c.env.map(
+        (e: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }) => [
+          e.name,
+          e.value ?? e.valueFrom?.fieldRef.fieldPath,
+        ],
+      ),
     );
-    assert.deepEqual(env, { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace" });
+    assert.deepEqual(env, {
+      POD_NAME: "metadata.name",
+      POD_NAMESPACE: "metadata.namespace",
+      // V8's heap sized to the 384Mi limit.
+      NODE_OPTIONS: "--max-semi-space-size=4 --max-old-space-size=256",
+    });
     assert.equal(c.ports[0].containerPort, 8080);
     assert.equal(c.livenessProbe.httpGet.path, "/healthz");
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
@@ -374,10 +381,10 @@ describe("chart: values", () => {
   test("controller flags follow workers, resync, logLevel and extraArgs", () => {
     const c = controllerContainer(
       renderChart({
-        values: { workers: 4, resync: "5m", logLevel: "debug", extraArgs: ["--foo=bar"] },
+        values: { workers: 6, resync: "5m", logLevel: "debug", extraArgs: ["--foo=bar"] },
       }),
     );
-    for (const flag of ["--workers=4", "--resync=5m", "--log-level=debug", "--foo=bar"])
+    for (const flag of ["--workers=6", "--resync=5m", "--log-level=debug", "--foo=bar"])
       assert.ok(c.args.includes(flag), flag);
   });
 
