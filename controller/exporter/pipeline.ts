@@ -109,6 +109,8 @@ export class Pipeline {
   readonly scan = new LabelScan();
   /** Verdicts of the leading name rules per metric name. */
   readonly byName = new Map<string, boolean>();
+  /** Bytes of the last streamed output (sizes the next one's buffer). */
+  #lastOutput = 0;
 
   constructor(config: ExporterConfig, hashKey?: Uint8Array, options: PipelineOptions = {}) {
     this.config = config;
@@ -187,7 +189,15 @@ export class Pipeline {
    * input; abort() (or end()) must be called either way.
    */
   stream(options: ParseOptions = {}): PipelineStream {
-    const writer = new ExpositionWriter(undefined, 1 << 20);
+    // Sized like the last output: growing a buffer step by step to a large
+    // output copies it many times over and leaves each step as garbage.
+    const last = this.#lastOutput;
+    const writer = new ExpositionWriter(
+      undefined,
+      Math.max(1 << 20, last + (last >> 3)),
+      "allow-utf-8",
+      last > 0 ? last + (last >> 5) + 4096 : undefined,
+    );
     const run = new Run(this, this.#pii, (f) => writer.writeFamily(f));
     const parser = new ExpositionStream({ ...options, shapes: this.scan.shapes }, run);
     let open = true;
@@ -211,7 +221,9 @@ export class Pipeline {
         } finally {
           close();
         }
-        return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
+        const body = writer.finish();
+        this.#lastOutput = body.length;
+        return { body, stats: run.stats, utf8Names: writer.utf8Names };
       },
       abort: close,
     };

@@ -8,9 +8,11 @@ export const SIDECAR_NODE_OPTIONS = exporterNodeOptions(
   resolveSpec({}).exporter.resources?.limits?.memory,
 );
 
-/** Ten rules of the kind a platform team writes for Coder. */
-export const BENCH_CONFIG = `
-metric_relabel_configs:
+/**
+ * Ten rules of the kind a platform team writes for Coder, as a YAML list of
+ * relabel_config entries (what promref's `--rules` takes).
+ */
+export const BENCH_RULES = `
   - {source_labels: [__name__], regex: "go_.*", action: drop}
   - {source_labels: [__name__], regex: "promhttp_.*", action: drop}
   - {source_labels: [__name__], regex: "(coderd|coder|agent|process)_.*", action: keep}
@@ -24,7 +26,11 @@ metric_relabel_configs:
     target_label: __name__
     replacement: "coder_agentstats_$1"
   - {source_labels: [workspace_owner], regex: "(.+)", target_label: username, replacement: "$1"}
-aggregate:
+`;
+
+/** The exporter configuration of the benchmarks: the ten rules, aggregation, presets, PII. */
+export const BENCH_CONFIG = `
+metric_relabel_configs:${BENCH_RULES}aggregate:
   - metrics: ["coder_agentstats_*"]
     without: [username, workspace_name, agent_name]
 presets: [drop_deprecated, per_template]

@@ -4,8 +4,10 @@
 // 64 KiB pieces as the exporter is) throughput, p50/p99 latency of a scrape
 // through the running exporter against the coderd stand-in on loopback, and
 // peak RSS (the per_template preset keeps counter state, so that is included),
-// and the heap the counter state of aggregated counters holds. Figures only,
-// no assertions. Run with --expose-gc for steadier numbers.
+// and the heap the counter state of aggregated counters holds; then the
+// exporter's Pipeline against Prometheus's Go code side by side
+// (vs-prometheus.ts). Figures only, no assertions. Run with --expose-gc for
+// steadier numbers.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +21,7 @@ import { parse } from "../../controller/exporter/parse/parse.ts";
 import { Pipeline } from "../../controller/exporter/pipeline.ts";
 import { BENCH_CONFIG, SIDECAR_NODE_OPTIONS } from "./bench-config.ts";
 import { exporterEntry, peakRssMb, startStandinAndExporter } from "./processes.ts";
+import { CASES, printSideBySide, type SideBySide, sideBySide } from "./vs-prometheus.ts";
 
 const CHUNK = 64 * 1024;
 
@@ -268,3 +271,8 @@ console.log(
   `target (5,000 workspaces, one core): ≥ 500,000 series/s end to end — ${fmt(e2e)} ${e2e >= 500_000 ? "(met)" : "(not met)"}; ` +
     `exporter peak RSS ≤ 200 MB — ${fmt(bestRss)} MB ${bestRss <= 200 ? "(met)" : "(not met)"}`,
 );
+
+// Side by side with Prometheus's own Go code (promref), same payloads and rules.
+const side: SideBySide[] = [];
+for (const c of CASES) side.push(await sideBySide(c));
+printSideBySide(side);

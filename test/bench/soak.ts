@@ -28,7 +28,7 @@ await writeFile(config, "presets: [drop_deprecated, per_template]\n");
 const pair = await startStandinAndExporter({
   workspaces,
   config,
-  // The stand-in serves agent stats: ~17 KB per workspace, over the 64MiB default at 5,000.
+  // The stand-in serves agent stats: ~17 KB per workspace (the 256MiB default covers ~15,000).
   exporterArgs: ["--max-body-bytes", "256MiB"],
   env: { NODE_OPTIONS: SIDECAR_NODE_OPTIONS },
 });

@@ -188,17 +188,18 @@ export class ExpositionWriter {
   /**
    * `bytes` must be the UTF-8 form of `text` and pure ASCII (same length) to
    * be used. `expectedSize` (say, the input's size) bounds how far the buffer
-   * grows ahead of need; it starts small, since aggregation usually makes the
-   * output a fraction of the input.
+   * grows ahead of need; it starts small (`initialSize`), since aggregation
+   * usually makes the output a fraction of the input.
    */
   constructor(
     source?: { text: string; bytes: Uint8Array | undefined },
     expectedSize = 64 * 1024,
     escaping: Escaping = "allow-utf-8",
+    initialSize = 256 * 1024,
   ) {
     this.#escaping = escaping;
     this.#expected = Math.max(1024, expectedSize);
-    this.#buf = Buffer.allocUnsafe(Math.min(this.#expected, 256 * 1024));
+    this.#buf = Buffer.allocUnsafe(Math.max(1024, Math.min(this.#expected, initialSize)));
     this.#srcText = source?.text;
     this.#srcBytes =
       source?.bytes !== undefined && source.bytes.length === source.text.length
