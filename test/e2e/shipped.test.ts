@@ -177,8 +177,8 @@ describe("what users run: the image, from the packaged chart", {
       assert.equal(c.HostConfig.ReadonlyRootfs, true);
       assert.equal(c.HostConfig.NetworkMode, "host", "the test's own network namespace");
       assert.equal(c.Config.Labels[kubeletLabel], containerRun);
-      // The image's environment, and the Pod's.
-      assert.equal(env(c, "NODE_OPTIONS"), "--max-semi-space-size=16");
+      // The image's environment, and the Pod's (the chart's nodeOptions win over the image's).
+      assert.equal(env(c, "NODE_OPTIONS"), "--max-semi-space-size=4 --max-old-space-size=256");
       assert.equal(env(c, "NODE_ENV"), "production");
       assert.equal(env(c, "POD_NAME"), pod.metadata?.name);
       assert.equal(env(c, "KUBECONFIG"), undefined, "in-cluster config, from the token volume");

@@ -31,6 +31,13 @@ function rules(listDeployments: boolean): k8s.V1PolicyRule[] {
       verbs: ["*"],
     },
     { apiGroups: [""], resources: ["services", "configmaps"], verbs: ["*"] },
+    // As the chart grants: other suites of the run may have installed the Operator's CRDs,
+    // and then the finalizer deletes the ServiceMonitor too.
+    {
+      apiGroups: ["monitoring.coreos.com"],
+      resources: ["servicemonitors", "podmonitors", "prometheuses", "prometheusagents"],
+      verbs: ["*"],
+    },
     { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
     {
       apiGroups: ["apps"],
