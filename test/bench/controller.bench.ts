@@ -165,11 +165,14 @@ function byRequest(samples: Sample[]): Map<string, number> {
   return out;
 }
 
-/** apiserver_request_total by "VERB resource[/subresource]" (resource requests only). */
-function apiserverByRequest(samples: Sample[]): Map<string, number> {
+/** apiserver_request_total (or another of its per-request metrics) by "VERB resource[/subresource]". */
+function apiserverByRequest(
+  samples: Sample[],
+  metric = "apiserver_request_total",
+): Map<string, number> {
   const out = new Map<string, number>();
   for (const s of samples) {
-    if (s.name !== "apiserver_request_total" || !s.labels.resource) continue;
+    if (s.name !== metric || !s.labels.resource) continue;
     const sub = s.labels.subresource ? `/${s.labels.subresource}` : "";
     const key = `${s.labels.verb} ${s.labels.resource}${sub}`;
     out.set(key, (out.get(key) ?? 0) + s.value);
@@ -190,6 +193,8 @@ function requestTable(
   apiserver: Map<string, number>,
   bench: Map<string, number>,
   controller: Map<string, number>,
+  /** apiserver_request_duration_seconds_sum: time the API server spent on them. */
+  seconds: Map<string, number>,
 ): string[] {
   const keys = [...new Set([...apiserver.keys(), ...bench.keys(), ...controller.keys()])].sort(
     (a, b) => (apiserver.get(b) ?? 0) - (apiserver.get(a) ?? 0) || a.localeCompare(b),
@@ -200,7 +205,9 @@ function requestTable(
     const c = controller.get(k) ?? 0;
     // Discovery is no resource request; the API server counts a watch when it ends.
     const other = k === "GET (discovery)" || k.startsWith("WATCH ") ? "" : String(a - b - c);
-    return [k, String(a), String(b), String(c), other];
+    const mean =
+      a > 0 && !k.startsWith("WATCH ") ? (((seconds.get(k) ?? 0) / a) * 1000).toFixed(0) : "";
+    return [k, String(a), String(b), String(c), other, mean];
   });
   const counted = (m: Map<string, number>) =>
     sumOf(new Map([...m].filter(([k]) => k !== "GET (discovery)" && !k.startsWith("WATCH "))));
@@ -210,8 +217,9 @@ function requestTable(
     String(counted(bench)),
     String(counted(controller)),
     String(counted(apiserver) - counted(bench) - counted(controller)),
+    "",
   ]);
-  const head = ["request", "API server", "bench", "controller", "other"];
+  const head = ["request", "API server", "bench", "controller", "other", "ms each"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) =>
     `    ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")}`;
@@ -387,7 +395,8 @@ try {
     m.set("POST codermetrics", created.size);
     return m;
   };
-  const apiserver0 = apiserverByRequest(await apiserverMetrics(clients.config));
+  const apiserverSamples0 = await apiserverMetrics(clients.config);
+  const apiserver0 = apiserverByRequest(apiserverSamples0);
   const bench0 = await benchRequests();
   const controller0 = await controllerMetrics(port);
   const apiserverProc0 = processStats(controlPlane.apiserver.pid);
@@ -427,7 +436,12 @@ try {
   }
   const settledAt = quietSince - began;
   const controller1 = await controllerMetrics(port);
-  const apiserver1 = apiserverByRequest(await apiserverMetrics(clients.config));
+  const apiserverSamples1 = await apiserverMetrics(clients.config);
+  const apiserver1 = apiserverByRequest(apiserverSamples1);
+  const apiserverSeconds = minus(
+    apiserverByRequest(apiserverSamples1, "apiserver_request_duration_seconds_sum"),
+    apiserverByRequest(apiserverSamples0, "apiserver_request_duration_seconds_sum"),
+  );
   const bench1 = await benchRequests();
   const apiserverProc1 = processStats(controlPlane.apiserver.pid);
   const etcdProc1 = processStats(controlPlane.etcd.pid);
@@ -542,10 +556,13 @@ try {
   console.log(
     "\n  requests from the first CR created until converged, as each party counts them\n" +
       "  (API server: apiserver_request_total; bench: what it sent; controller: its\n" +
-      "  coder_metrics_controller_api_requests_total; other: the API server's own loopback clients;\n" +
-      "  the API server counts a watch when it ends, the controller when it starts)",
+      "  coder_metrics_controller_api_requests_total; other: the rest — the API server's own loopback\n" +
+      "  clients, requests on the window's edges;\n" +
+      "  the API server counts a watch when it ends, the controller when it starts;\n" +
+      "  ms each: the API server's mean time per request, apiserver_request_duration_seconds)",
   );
-  for (const line of requestTable(apiserverConverge, benchConverge, converge)) console.log(line);
+  for (const line of requestTable(apiserverConverge, benchConverge, converge, apiserverSeconds))
+    console.log(line);
   if (problems.length > 0) {
     console.log("\n  controller warnings/errors (first 5):");
     for (const p of problems.slice(0, 5)) console.log(`    ${p.slice(0, 400)}`);
