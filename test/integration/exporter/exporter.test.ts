@@ -386,10 +386,10 @@ describe("exporter: configuration reload", () => {
       "coder_metrics_exporter_config_last_reload_success_timestamp_seconds",
     )!;
 
-    await writeFile(
-      env.config,
-      "metric_relabel_configs:\n  - {action: drop, regex: '(unclosed'}\n",
-    );
+    // Swapped in whole too: an in-place write can be read half-written (empty = a valid,
+    // rule-less config), which a ConfigMap update never shows.
+    await writeFile(tmp, "metric_relabel_configs:\n  - {action: drop, regex: '(unclosed'}\n");
+    await rename(tmp, env.config);
     await until("bad config reported", async () => {
       r = await get(`${env.exporter.url}/metrics`);
       return metric(r.text, "coder_metrics_exporter_config_last_reload_successful") === 0;
