@@ -86,6 +86,18 @@ export class WorkQueue {
     this.metrics?.depth.set(this.queue.length);
   }
 
+  /** A waiting worker gets the key at once; otherwise it joins the queue. */
+  private enqueue(key: string): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      this.handOut(key);
+      waiter(key);
+      return;
+    }
+    this.queue.push(key);
+    this.depthChanged();
+  }
+
   private handOut(key: string): void {
     this.dirty.delete(key);
     this.processing.add(key);
@@ -100,14 +112,7 @@ export class WorkQueue {
     this.dirty.add(key);
     this.addedAt.set(key, this.now());
     if (this.processing.has(key)) return;
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) {
-      this.handOut(key);
-      waiter(key);
-      return;
-    }
-    this.queue.push(key);
-    this.depthChanged();
+    this.enqueue(key);
   }
 
   /** Adds the key after a delay; a later, sooner request wins. */
@@ -165,14 +170,7 @@ export class WorkQueue {
     this.processing.delete(key);
     if (!this.dirty.has(key)) return;
     // Re-added while it ran: queue it now (it was counted as an add then).
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) {
-      this.handOut(key);
-      waiter(key);
-      return;
-    }
-    this.queue.push(key);
-    this.depthChanged();
+    this.enqueue(key);
   }
 
   shutDown(): void {
