@@ -11,26 +11,48 @@
 // a family that is aggregated takes them as they come, never holding them.
 // Aggregated counters keep running totals across scrapes (counter-state.ts):
 // that state lives here, in the Pipeline, for as long as the configuration.
+// So does the series cache (model/series-cache.ts): a streamed line whose
+// series was seen before in its family is not parsed again; what this
+// pipeline made of it (dropped, or its output series text and identity) is
+// replayed, and only its value is copied.
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
 import { type CounterState, CounterStates, keepsCounterState } from "./aggregate/counter-state.ts";
 import { type AggregateRule, aggregateRuleFor, type ExporterConfig } from "./config/config.ts";
 import { LabelScan } from "./model/label-scan.ts";
+import {
+  ByteBlocks,
+  DROP_METRICS,
+  DROP_RELABEL,
+  type FamilyContext,
+  KEEP,
+  SeriesCache,
+  SeriesEntry,
+} from "./model/series-cache.ts";
 import { SeriesIdentity } from "./model/identity.ts";
 import {
   EMPTY_LABEL_NAME,
   EMPTY_LABEL_VALUE,
   type Family,
   InvalidSeriesError,
+  type MetricType,
+  RAW_HASH,
   type Sample,
+  UTF8_NAMES,
 } from "./model/model.ts";
 import {
-  decodeExposition,
   ExpositionStream,
   type FamilyVisitor,
   type ParseOptions,
   parseVisit,
 } from "./parse/parse.ts";
-import { ExpositionWriter } from "./serialize/serialize.ts";
+import {
+  ExpositionWriter,
+  floatLabelStable,
+  formatGoFloat,
+  hasUtf8Names,
+  seriesText,
+  type WriterState,
+} from "./serialize/serialize.ts";
 import { PiiScrubber } from "./pii/pii.ts";
 import { detach } from "./model/detach.ts";
 import {
@@ -52,6 +74,11 @@ export interface TransformStats {
   ruleErrors: Record<RuleErrorReason, number>;
   /** Input series whose last value the running totals of aggregated counters keep. */
   counterStateSeries: number;
+  /** Input lines the series cache answered (not parsed, relabeled or serialized again). */
+  seriesCached: number;
+  /** Series the series cache holds, and its bytes (keys and output text). */
+  cacheSeries: number;
+  cacheBytes: number;
 }
 export type DropReason = "drop_metrics" | "relabel" | "aggregated" | "duplicate" | "limit";
 export type RuleErrorReason = "invalid_target_label" | "aggregate_unsupported_type";
@@ -63,6 +90,9 @@ export function emptyStats(): TransformStats {
     dropped: { drop_metrics: 0, relabel: 0, aggregated: 0, duplicate: 0, limit: 0 },
     ruleErrors: { invalid_target_label: 0, aggregate_unsupported_type: 0 },
     counterStateSeries: 0,
+    seriesCached: 0,
+    cacheSeries: 0,
+    cacheBytes: 0,
   };
 }
 
@@ -75,7 +105,16 @@ export interface PipelineOptions {
   templates?: boolean;
   /** Milliseconds on a monotonic clock, for counter state expiry (default performance.now). */
   clock?: () => number;
+  /** Bytes the series cache may hold (keys and output text; default SERIES_CACHE_BYTES). */
+  seriesCacheBytes?: number;
 }
+
+/**
+ * Default bound on the series cache: ~240 bytes a series, so 5,000 Coder
+ * workspaces (~120,000 series, ~31 MB) fit whole; beyond it the rest of the
+ * series take the slow path (the same output, more CPU).
+ */
+export const SERIES_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** What a transformation serves. */
 export interface TransformResult {
@@ -111,6 +150,11 @@ export class Pipeline {
   readonly byName = new Map<string, boolean>();
   /** Bytes of the last streamed output (sizes the next one's buffer). */
   #lastOutput = 0;
+  /** Series seen in earlier scrapes, by raw text (streamed text-format scrapes). */
+  readonly cache: SeriesCache;
+  readonly scratch = new LineScratch();
+  /** The label sets of the scrape in progress (one table, reused: it is sized by the largest scrape). */
+  readonly identity = new SeriesIdentity();
 
   constructor(config: ExporterConfig, hashKey?: Uint8Array, options: PipelineOptions = {}) {
     this.config = config;
@@ -126,6 +170,7 @@ export class Pipeline {
       options.templates !== false && RelabelTemplates.supports(this.rest)
         ? new RelabelTemplates(this.rest)
         : undefined;
+    this.cache = new SeriesCache({ maxBytes: options.seriesCacheBytes ?? SERIES_CACHE_BYTES });
     this.counters = new CounterStates({
       ttlMs: config.counterStateTtlMs,
       limit: config.seriesLimit,
@@ -156,7 +201,7 @@ export class Pipeline {
   /** Runs the pipeline over parsed families; consumes (mutates) `input`. */
   run(input: Family[]): { families: Family[]; stats: TransformStats } {
     const families: Family[] = [];
-    const run = new Run(this, this.#pii, (f) => families.push(f));
+    const run = new Run(this, this.#pii, { families: (f) => families.push(f) });
     try {
       for (const f of input) run.push(f);
       run.finish();
@@ -172,9 +217,21 @@ export class Pipeline {
    * and short-lived objects die young). Throws ParseError for malformed input.
    */
   transform(input: string | Uint8Array, options: ParseOptions = {}): TransformResult {
-    const { writer, run, text } = this.#start(input);
+    if (typeof input !== "string") {
+      // Bytes as a stream would bring them (the series cache applies).
+      const s = this.stream(options);
+      try {
+        s.write(input);
+      } catch (err) {
+        s.abort();
+        throw err;
+      }
+      return s.end();
+    }
+    const writer = new ExpositionWriter(undefined, input.length);
+    const run = new Run(this, this.#pii, { writer });
     try {
-      parseVisit(text, { ...options, shapes: this.scan.shapes }, run);
+      parseVisit(input, { ...options, shapes: this.scan.shapes }, run);
       run.finish();
     } finally {
       this.#release();
@@ -198,8 +255,11 @@ export class Pipeline {
       "allow-utf-8",
       last > 0 ? last + (last >> 5) + 4096 : undefined,
     );
-    const run = new Run(this, this.#pii, (f) => writer.writeFamily(f));
-    const parser = new ExpositionStream({ ...options, shapes: this.scan.shapes }, run);
+    const run = new Run(this, this.#pii, { writer });
+    const parser = new ExpositionStream(
+      { ...options, shapes: this.scan.shapes, cache: this.cache },
+      run,
+    );
     let open = true;
     const close = () => {
       if (open) this.#release();
@@ -218,6 +278,7 @@ export class Pipeline {
         try {
           parser.end();
           run.finish();
+          this.cache.endScrape();
         } finally {
           close();
         }
@@ -229,17 +290,10 @@ export class Pipeline {
     };
   }
 
-  #start(input: string | Uint8Array) {
-    const text = typeof input === "string" ? input : decodeExposition(input);
-    const bytes = typeof input === "string" ? undefined : input;
-    const writer = new ExpositionWriter({ text, bytes }, bytes?.length ?? text.length);
-    const run = new Run(this, this.#pii, (f) => writer.writeFamily(f));
-    return { writer, run, text };
-  }
-
   /** Drops per-scrape references (caches must not pin a scraped payload). */
   #release(): void {
     this.scan.release();
+    this.scratch.reset();
     this.templates?.release();
     for (const r of this.config.relabel) {
       r.regex.releaseInputs();
@@ -250,17 +304,29 @@ export class Pipeline {
 }
 
 /**
- * Where the series of one output family go: kept as samples, or fed to an
- * aggregator as they come (so aggregated series are never built in full).
+ * Where the series of one output family go: fed to an aggregator as they come
+ * (so aggregated series are never built in full), kept as samples (`collect`:
+ * they may still be aggregated, or the caller wants samples), or finished
+ * into lines at once — series text and identity in a SeriesEntry, the rest of
+ * the line in the run's tail bytes — so no sample outlives its line.
  */
 class Sink {
   readonly head: FamilyHead;
   readonly samples: Sample[] = [];
+  readonly lines: SeriesEntry[] = [];
+  /** Per line: [start, end) of its tail in the run's tail bytes. */
+  readonly tails: number[] = [];
   readonly agg: Aggregator | undefined;
+  readonly collect: boolean;
   /** An aggregation rule matched, but its op does not apply to this type. */
   readonly unsupported: boolean;
 
-  constructor(head: FamilyHead, rule: AggregateRule | undefined, counters?: CounterStates) {
+  constructor(
+    head: FamilyHead,
+    rule: AggregateRule | undefined,
+    collect: boolean,
+    counters?: CounterStates,
+  ) {
     this.head = head;
     const ok = rule !== undefined && aggregateSupported(head.type, rule);
     let state: CounterState | undefined;
@@ -268,34 +334,95 @@ class Sink {
       state = counters.store(rule, head.name, head.type);
     }
     this.agg = ok ? new Aggregator(head, rule, state) : undefined;
+    this.collect = collect && !ok;
     this.unsupported = rule !== undefined && !ok;
   }
 
   get count(): number {
-    return this.agg !== undefined ? this.agg.count : this.samples.length;
+    return this.agg !== undefined ? this.agg.count : this.samples.length + this.lines.length;
+  }
+
+  /** Takes the lines of another sink (same family: they are written as they are). */
+  takeLines(from: Sink): void {
+    for (let i = 0; i < from.lines.length; i++) {
+      this.lines.push(from.lines[i]!);
+      this.tails.push(from.tails[2 * i]!, from.tails[2 * i + 1]!);
+    }
+  }
+}
+
+/** Where a run's output goes: the writer, or families of samples (Pipeline.run). */
+type Output = { writer: ExpositionWriter } | { families: (f: Family) => void };
+
+/**
+ * Per-scrape bytes a pipeline reuses: the text of lines that are not cached,
+ * and the tails (value and newline) of every line, until they are written.
+ */
+export class LineScratch {
+  readonly blocks = new ByteBlocks();
+  tails: Buffer = Buffer.allocUnsafe(1 << 16);
+  tailLen = 0;
+
+  /** Appends b[from, to) to the tails; returns where it starts. */
+  tailBytes(b: Uint8Array, from: number, to: number): number {
+    const at = this.tailLen;
+    const n = to - from;
+    this.#ensure(at + n);
+    const t = this.tails;
+    for (let i = 0; i < n; i++) t[at + i] = b[from + i]!;
+    this.tailLen = at + n;
+    return at;
+  }
+
+  /** Appends text to the tails; returns where it starts. */
+  tailText(text: string): number {
+    const at = this.tailLen;
+    this.#ensure(at + text.length * 3);
+    this.tailLen = at + this.tails.write(text, at, "utf8");
+    return at;
+  }
+
+  reset(): void {
+    this.blocks.reset(true);
+    this.tailLen = 0;
+    // A large scrape's tails are not kept for good.
+    if (this.tails.length > 1 << 24) this.tails = Buffer.allocUnsafe(1 << 16);
+  }
+
+  #ensure(n: number): void {
+    const b = this.tails;
+    if (n <= b.length) return;
+    const next = Buffer.allocUnsafe(Math.max(n, b.length * 2));
+    b.copy(next, 0, 0, this.tailLen);
+    this.tails = next;
   }
 }
 
 /**
  * One pass of the pipeline over a stream of series (a FamilyVisitor: series
- * arrive one by one as they are parsed, so those that are aggregated die young).
+ * arrive one by one as they are parsed, so those that are aggregated die
+ * young; those the series cache knows arrive as hits, never parsed).
  */
 class Run implements FamilyVisitor {
   readonly stats = emptyStats();
   readonly #cfg: ExporterConfig;
   readonly #pii: PiiScrubber;
-  readonly #emit: (f: Family) => void;
+  readonly #out: Output;
   readonly #p: Pipeline;
+  readonly #cache: SeriesCache | undefined;
   readonly #rs: RelabelStats = { invalidTargets: 0 };
   /** The series served so far, by label set (see #finish). */
-  readonly #ident = new SeriesIdentity();
+  readonly #ident: SeriesIdentity;
   /** Families that renamed series moved into; written at the end. */
   readonly #pending = new Map<string, Sink>();
   /** Series budget left under series_limit. */
   #left: number;
+  /** Whether aggregate rules select by label names (entries then keep them). */
+  readonly #byLabels: boolean;
 
   // The family in progress.
   #head: FamilyHead | undefined;
+  #context: FamilyContext | undefined;
   #same: Sink | undefined;
   #dropped = false;
   #count = 0;
@@ -306,13 +433,37 @@ class Run implements FamilyVisitor {
   #early: Sample[] | undefined;
   #lastName = "";
   #lastKeep = true;
+  /** The label names the series being routed picked its renamed family by (see #route). */
+  #routeNames: readonly string[] = NO_NAMES;
+  /**
+   * The family's own sink when its lines are written as they come (no
+   * sample or line is held): duplicates are decided in the same order as at
+   * the family's end, so this is the same output. A line that needs the
+   * family held (a TYPE it changes, a timestamp) or a merge at its end
+   * takes back what was written (#undirect).
+   */
+  #direct: Sink | undefined;
+  /** Where the family starts in the output, and the writer's state there. */
+  #familyAt = 0;
+  #familyState: WriterState | undefined;
+  /** Where its first line starts (after HELP/TYPE). */
+  #bodyAt = 0;
+  /** Lines given to the direct sink, and those written: their entries and where each ends. */
+  #dGiven = 0;
+  #dn = 0;
+  readonly #dEntries: SeriesEntry[] = [];
+  #dEnds = new Int32Array(1024);
 
-  constructor(p: Pipeline, pii: PiiScrubber, emit: (f: Family) => void) {
+  constructor(p: Pipeline, pii: PiiScrubber, out: Output) {
     this.#p = p;
     this.#cfg = p.config;
     this.#pii = pii;
-    this.#emit = emit;
+    this.#out = out;
+    this.#cache = "writer" in out ? p.cache : undefined;
     this.#left = p.config.seriesLimit > 0 ? p.config.seriesLimit : Number.POSITIVE_INFINITY;
+    this.#byLabels = p.config.aggregate.some((r) => r.ifLabels !== undefined);
+    this.#ident = p.identity;
+    this.#ident.reset();
     p.counters.begin();
   }
 
@@ -326,18 +477,26 @@ class Run implements FamilyVisitor {
 
   begin(head: Family): void {
     this.#head = { name: head.name, type: head.type, typed: head.typed, help: head.help };
+    this.#context = head.context;
     this.#dropped = this.#cfg.dropMetrics.matches(head.name);
     this.#same = undefined;
     this.#count = 0;
     this.#early = undefined;
     this.#lastName = "";
+    this.#direct = undefined;
+    this.#dGiven = 0;
+    this.#dn = 0;
   }
 
   sample(s: Sample): boolean {
     const stats = this.stats;
     stats.seriesIn++;
+    this.#before = s.name;
+    const names = this.#byLabels || this.#count === 0 ? labelNames(s) : NO_NAMES;
+    this.#scrapedNames = this.#byLabels ? names : NO_NAMES;
     if (this.#dropped) {
       stats.dropped.drop_metrics++;
+      this.#remember(s, DROP_METRICS);
       return false;
     }
     if (this.#count++ === 0) {
@@ -346,10 +505,51 @@ class Run implements FamilyVisitor {
       // aggregated as a whole.
       const head = this.#head!;
       this.#same = this.#pending.has(head.name)
-        ? new Sink(head, undefined)
-        : this.#sinkFor(head, s);
+        ? new Sink(head, undefined, true)
+        : this.#sinkFor(head, names);
+      this.#startDirect(this.#same);
     }
     return this.#route(s);
+  }
+
+  /** A line the series cache knows: what the entry says, as sample() would have done. */
+  hit(e: SeriesEntry, b: Uint8Array, tailStart: number, tailEnd: number): boolean {
+    const stats = this.stats;
+    if (this.#dropped) {
+      stats.seriesIn++;
+      stats.seriesCached++;
+      stats.dropped.drop_metrics++;
+      return true;
+    }
+    const head = this.#head!;
+    let same = this.#same;
+    if (this.#count === 0) {
+      // Collected or aggregated families need samples: those lines are parsed.
+      if (this.#pending.has(head.name) || this.#aggregated(head.name, e.labelNames)) return false;
+      same = this.#same = new Sink(head, undefined, false);
+      this.#startDirect(same);
+    } else if (same!.collect || same!.agg !== undefined) {
+      return false;
+    }
+    if (e.outcome !== KEEP) {
+      stats.seriesIn++;
+      stats.seriesCached++;
+      this.#count++;
+      stats.dropped.relabel++;
+      return true;
+    }
+    let sink = same!;
+    if (e.outName !== e.name) {
+      const target = this.#renamed(e.name, e.outName, e.routeNames);
+      if (target === undefined || target.collect || target.agg !== undefined) return false;
+      sink = target;
+    }
+    stats.seriesIn++;
+    stats.seriesCached++;
+    this.#count++;
+    this.#rs.invalidTargets += e.invalidTargets;
+    this.#push(sink, e, b, tailStart, tailEnd);
+    return true;
   }
 
   end(): void {
@@ -368,12 +568,16 @@ class Run implements FamilyVisitor {
       this.#finish(same);
       return;
     }
-    // Series were renamed into this family: merge, write at the end.
+    if (this.#direct !== undefined) this.#undirect();
+    // Series were renamed into this family: merge, write at the end (the
+    // merged lines are not cached: where they go depends on this scrape).
+    this.#context = undefined;
     for (const s of this.#early ?? []) {
       if (pending.agg !== undefined) pending.agg.addPartial(s);
       else pending.samples.push(s);
     }
     for (const s of same.samples) this.#add(pending, s, undefined);
+    pending.takeLines(same);
     this.#early = undefined;
   }
 
@@ -385,21 +589,39 @@ class Run implements FamilyVisitor {
     const counters = this.#p.counters;
     counters.finish();
     this.stats.counterStateSeries = counters.series;
+    this.stats.cacheSeries = this.#p.cache.size;
+    this.stats.cacheBytes = this.#p.cache.bytes;
   }
 
-  /** The sink of a family; `first` is its first series (a rule may select by its labels). */
-  #sinkFor(head: FamilyHead, first: Sample): Sink {
+  /**
+   * Whether an aggregate rule takes a family (its own method: a closure in
+   * hit() would cost hit() a context allocation on every call).
+   */
+  #aggregated(name: string, names: readonly string[]): boolean {
+    return aggregateRuleFor(this.#cfg.aggregate, name, () => names) !== undefined;
+  }
+
+  /** The sink of a family; `names` are its first series' label names (a rule may select by them). */
+  #sinkFor(head: FamilyHead, names: readonly string[]): Sink {
     return new Sink(
       head,
-      aggregateRuleFor(this.#cfg.aggregate, head.name, () => labelNames(first)),
+      aggregateRuleFor(this.#cfg.aggregate, head.name, () => names),
+      !("writer" in this.#out),
       this.#p.counters,
     );
+  }
+
+  #emit(f: Family): void {
+    const out = this.#out;
+    if ("writer" in out) out.writer.writeFamily(f);
+    else out.families(f);
   }
 
   /**
    * Adds a series to a sink: `t` is its relabel template (labels in the
    * pipeline's scan) or undefined for a series already relabeled. True when
-   * the sink keeps the sample (an aggregation only takes what it needs).
+   * the sink keeps the sample (an aggregation only takes what it needs, a
+   * finished line no sample).
    */
   #add(sink: Sink, s: Sample, t: RelabelTemplate | undefined): boolean {
     const agg = sink.agg;
@@ -409,12 +631,221 @@ class Run implements FamilyVisitor {
       return false;
     }
     if (t !== undefined) applyTemplate(s, t, this.#p.scan);
-    sink.samples.push(s);
-    return true;
+    if (sink.collect) {
+      sink.samples.push(s);
+      return true;
+    }
+    this.#line(sink, s);
+    return false;
+  }
+
+  /**
+   * Finishes a sample into a line of `sink`: PII scrubbed, its series text
+   * and label-set identity in an entry (the cache's, when its key is
+   * cacheable: the next scrape's line with that key is then a hit), the rest
+   * of the line in the tail bytes.
+   */
+  #line(sink: Sink, s: Sample): void {
+    if (this.#pii.active) this.#pii.scrub(s);
+    const verbatim = s.start >= 0;
+    const series = verbatim ? undefined : seriesText(s);
+    let e = this.#keyed(s, series === undefined ? 0 : series.length * 3);
+    // Known already (a line cut by a chunk's end is parsed as text).
+    if (e?.cached === true && e.outcome !== KEEP) e = undefined;
+    const p = this.#p;
+    let tail: string;
+    if (e?.cached === true) {
+      tail = s.src!.slice(s.keyEnd, s.vEnd + 1);
+    } else {
+      if (e !== undefined) {
+        // Series text after the key, stored as what it shares with the key and the rest.
+        const at = e.keyAt + e.keyLen;
+        if (series === undefined) {
+          e.common = e.keyLen;
+          e.restLen = 0;
+        } else {
+          const blk = e.blk as Buffer;
+          const n = blk.write(series, at, "utf8");
+          let c = 0;
+          while (c < n && c < e.keyLen && blk[e.keyAt + c] === blk[at + c]) c++;
+          if (c > 0) blk.copyWithin(at, at + c, at + n);
+          e.common = c;
+          e.restLen = n - c;
+        }
+        tail = s.src!.slice(s.keyEnd, s.vEnd + 1);
+      } else {
+        // A line of this scrape only: its text in the scratch blocks.
+        e = new SeriesEntry(s.name);
+        const text = series ?? s.src!.slice(s.start, s.end);
+        const scratch = p.scratch.blocks;
+        scratch.reserve(text.length * 3);
+        const n = (scratch.block as Buffer).write(text, scratch.at, "utf8");
+        e.blk = scratch.block;
+        e.keyAt = scratch.at;
+        e.restLen = n;
+        scratch.commit(n);
+        if (series === undefined) {
+          tail = text.charCodeAt(text.length - 1) === 10 ? "" : "\n";
+        } else {
+          tail = ` ${s.vStart >= 0 ? s.src!.slice(s.vStart, s.vEnd) : formatGoFloat(s.value)}`;
+          tail += s.timestamp !== undefined ? ` ${s.timestamp}\n` : "\n";
+        }
+        e.timestamp = s.timestamp;
+        e.hasRawHash = (s.flags & RAW_HASH) !== 0;
+        e.rawHash = s.rawHash;
+      }
+      this.#ident.hash(s, p.scan);
+      e.h1 = this.#ident.h1;
+      e.h2 = this.#ident.h2;
+      e.utf8 = verbatim ? (s.flags & UTF8_NAMES) !== 0 : hasUtf8Names(s);
+      e.unstableLe = !floatLabelStable(s, "histogram");
+      e.unstableQuantile = !floatLabelStable(s, "summary");
+      if (e.keyLen > 0) {
+        e.outName = detach(s.name);
+        e.invalidTargets = this.#invalidTargets;
+        this.#cache!.add(e);
+      }
+    }
+    const at = p.scratch.tailText(tail);
+    this.#push(sink, e, p.scratch.tails, at, p.scratch.tailLen);
+  }
+
+  /** Writes the lines of `sink` as they come when it can (see #direct). */
+  #startDirect(sink: Sink): void {
+    const out = this.#out;
+    if (!("writer" in out) || sink.collect || sink.agg !== undefined) return;
+    this.#direct = sink;
+    this.#familyAt = out.writer.length;
+    this.#familyState = out.writer.state;
+  }
+
+  /** Adds a finished line (its tail is tails[from, to)) to a sink. */
+  #push(sink: Sink, e: SeriesEntry, tails: Uint8Array, from: number, to: number): void {
+    if (sink === this.#direct) {
+      const type = sink.head.type;
+      const unstable =
+        (type === "histogram" && e.unstableLe) || (type === "summary" && e.unstableQuantile);
+      if (!unstable && e.timestamp === undefined && !e.hasRawHash) {
+        this.#writeDirect(sink, e, tails, from, to);
+        return;
+      }
+      this.#undirect();
+    }
+    const scratch = this.#p.scratch;
+    const at = tails === scratch.tails ? from : scratch.tailBytes(tails, from, to);
+    sink.lines.push(e);
+    sink.tails.push(at, at + to - from);
+  }
+
+  #writeDirect(sink: Sink, e: SeriesEntry, tails: Uint8Array, from: number, to: number): void {
+    this.#dGiven++;
+    if (!this.#ident.admitHash(e.h1, e.h2, undefined, false, 0)) {
+      this.stats.dropped.duplicate++;
+      return;
+    }
+    const w = (this.#out as { writer: ExpositionWriter }).writer;
+    if (this.#dn === 0) {
+      w.header(sink.head, ALWAYS);
+      this.#bodyAt = w.length;
+    }
+    w.line(e, tails, from, to);
+    const n = this.#dn++;
+    this.#dEntries[n] = e;
+    if (n === this.#dEnds.length) {
+      const ends = new Int32Array(n * 2);
+      ends.set(this.#dEnds);
+      this.#dEnds = ends;
+    }
+    this.#dEnds[n] = w.length;
+  }
+
+  /** The direct sink's lines back into the sink, unwritten and not yet admitted. */
+  #undirect(): void {
+    const sink = this.#direct!;
+    this.#direct = undefined;
+    const n = this.#dn;
+    this.#dn = 0;
+    if (n === 0) return;
+    const w = (this.#out as { writer: ExpositionWriter }).writer;
+    const out = w.bytes;
+    const scratch = this.#p.scratch;
+    let start = this.#bodyAt;
+    for (let i = 0; i < n; i++) {
+      const e = this.#dEntries[i]!;
+      const end = this.#dEnds[i]!;
+      const at = scratch.tailBytes(out, start + e.common + e.restLen, end);
+      sink.lines.push(e);
+      sink.tails.push(at, scratch.tailLen);
+      this.#ident.forget(e.h1, e.h2);
+      start = end;
+    }
+    w.rewind(this.#familyAt, this.#familyState!);
+  }
+
+  /** #finish of the direct sink: series_limit takes back what it does not let through. */
+  #finishDirect(sink: Sink): void {
+    this.#direct = undefined;
+    const n = this.#dn;
+    this.#dn = 0;
+    if (this.#dGiven === 0) return;
+    if (sink.unsupported) this.stats.ruleErrors.aggregate_unsupported_type++;
+    const keep = this.#limit(sink.head.type, n);
+    if (keep === n) return;
+    const w = (this.#out as { writer: ExpositionWriter }).writer;
+    if (keep === 0) w.rewind(this.#familyAt, this.#familyState!);
+    else w.rewind(this.#dEnds[keep - 1]!, w.state);
+  }
+
+  /**
+   * The cache's entry for the series of `s` when it has one (`cached`), else
+   * a new entry with the key written and room for `restMax` bytes after it;
+   * undefined when the series cannot be cached (no key, a timestamp, the
+   * cache full) or this run has no cache.
+   */
+  #keyed(s: Sample, restMax: number): SeriesEntry | undefined {
+    const cache = this.#cache;
+    const ctx = this.#context;
+    if (cache === undefined || ctx === undefined || s.keyEnd < 0) return undefined;
+    if ((s.flags & RAW_HASH) !== 0) return undefined;
+    const key = s.src!.slice(s.keyStart, s.keyEnd);
+    const room = cache.room(key.length * 3, restMax);
+    if (room === undefined) return undefined;
+    const blk = room.block as Buffer;
+    const at = room.at;
+    const keyLen = blk.write(key, at, "utf8");
+    const known = cache.find(blk, at, at + keyLen);
+    if (known !== undefined && known.ctx === ctx) return known;
+    const e = new SeriesEntry(cache.intern(detach(this.#before)));
+    e.ctx = ctx;
+    e.blk = blk;
+    e.keyAt = at;
+    e.keyLen = keyLen;
+    e.labelNames = this.#scrapedNames;
+    e.routeNames = this.#routeNames;
+    return e;
+  }
+
+  /** Caches that a series is dropped (by drop_metrics, or by the rules). */
+  #remember(s: Sample, outcome: number): void {
+    if (s.keyEnd < 0 || this.#cache === undefined) return;
+    const e = this.#keyed(s, 0);
+    if (e === undefined || e.cached) return;
+    e.outcome = outcome;
+    e.outName = e.name;
+    e.common = e.keyLen;
+    this.#cache.add(e);
   }
 
   /** Stages after relabeling, then the output. */
   #finish(sink: Sink): void {
+    if (sink === this.#direct) {
+      this.#finishDirect(sink);
+      return;
+    }
+    if (sink.samples.length === 0 && sink.agg === undefined) {
+      this.#finishLines(sink);
+      return;
+    }
     const stats = this.stats;
     const n0 = sink.count;
     if (n0 === 0) return;
@@ -444,28 +875,63 @@ class Run implements FamilyVisitor {
       else stats.dropped.duplicate++;
     }
     samples.length = w;
-    const n = f.samples.length;
+    const keep = this.#limit(f.type, w);
+    if (keep === 0) return;
+    if (keep < w) f = { ...f, samples: f.samples.slice(0, keep) };
+    this.#emit(f);
+  }
+
+  /** #finish for a sink of finished lines: the same duplicates and limit, then written. */
+  #finishLines(sink: Sink): void {
+    const stats = this.stats;
+    const lines = sink.lines;
+    const tails = sink.tails;
+    if (lines.length === 0) return;
+    if (sink.unsupported) stats.ruleErrors.aggregate_unsupported_type++;
+    const ident = this.#ident;
+    let w = 0;
+    for (let r = 0; r < lines.length; r++) {
+      const e = lines[r]!;
+      if (!ident.admitHash(e.h1, e.h2, e.timestamp, e.hasRawHash, e.rawHash)) {
+        stats.dropped.duplicate++;
+        continue;
+      }
+      lines[w] = e;
+      tails[2 * w] = tails[2 * r]!;
+      tails[2 * w + 1] = tails[2 * r + 1]!;
+      w++;
+    }
+    const keep = this.#limit(sink.head.type, w);
+    if (keep === 0) return;
+    const out = this.#out as { writer: ExpositionWriter };
+    out.writer.writeLines(sink.head, lines, tails, this.#p.scratch.tails, keep);
+  }
+
+  /**
+   * How many of a family's n series (duplicates gone) series_limit lets
+   * through, counted. Counter, gauge and untyped families may be cut; a
+   * histogram or summary is kept whole or not at all (no half histogram is served).
+   */
+  #limit(type: MetricType, n: number): number {
+    const stats = this.stats;
+    let keep = n;
     if (n > this.#left) {
-      // Counter, gauge and untyped families may be cut; a histogram or
-      // summary is kept whole or not at all (no half histogram is served).
-      if (f.type === "histogram" || f.type === "summary" || this.#left === 0) {
+      if (type === "histogram" || type === "summary" || this.#left === 0) {
         stats.dropped.limit += n;
-        return;
+        return 0;
       }
       stats.dropped.limit += n - this.#left;
-      f = { ...f, samples: f.samples.slice(0, this.#left) };
+      keep = this.#left;
     }
-    this.#left -= f.samples.length;
-    if (f.samples.length === 0) return;
-    stats.seriesOut += f.samples.length;
-    this.#emit(f);
+    this.#left -= keep;
+    stats.seriesOut += keep;
+    return keep;
   }
 
   /** Relabels one series of the current family and hands it to its sink; true when kept. */
   #route(s: Sample): boolean {
     const stats = this.stats;
     const p = this.#p;
-    const head = this.#head!;
     const same = this.#same;
     const before = s.name;
     // A label with an empty value is not part of the series (as in the
@@ -484,6 +950,7 @@ class Run implements FamilyVisitor {
       }
       if (!this.#lastKeep) {
         stats.dropped.relabel++;
+        this.#remember(s, DROP_RELABEL);
         return false;
       }
     }
@@ -499,6 +966,7 @@ class Run implements FamilyVisitor {
       if (t.fallback) t = undefined;
     }
     const rs = this.#rs;
+    const invalid0 = rs.invalidTargets;
     if (t !== undefined) {
       outcome = t.outcome;
       name = t.name;
@@ -511,6 +979,7 @@ class Run implements FamilyVisitor {
     }
     if (outcome === "drop") {
       stats.dropped.relabel++;
+      this.#remember(s, DROP_RELABEL);
       return false;
     }
     if (outcome === "invalid") {
@@ -521,8 +990,30 @@ class Run implements FamilyVisitor {
         name === "" ? "missing metric name (__name__ label)" : "empty label name",
       );
     }
+    this.#invalidTargets = rs.invalidTargets - invalid0;
+    this.#routeNames = NO_NAMES;
     if (name === before) return this.#add(same!, s, t);
-    // Renamed: keep histogram/summary membership when the suffix survives.
+    if (this.#byLabels) this.#routeNames = labelNames(s);
+    const target = this.#renamed(before, name, this.#routeNames)!;
+    return this.#add(target, s, t);
+  }
+
+  // What a cache entry of the series being routed records (see #keyed).
+  /** Its name as scraped. */
+  #before = "";
+  /** Its label names as scraped, when aggregate rules select by them. */
+  #scrapedNames: readonly string[] = NO_NAMES;
+  /** Invalid targets its rules skipped. */
+  #invalidTargets = 0;
+
+  /**
+   * The sink a series of the current family renamed from `before` to `name`
+   * goes to (created when new); `names` pick its aggregation.
+   * Histogram/summary membership is kept when the suffix survives.
+   */
+  #renamed(before: string, name: string, names: readonly string[]): Sink | undefined {
+    const head = this.#head!;
+    const same = this.#same!;
     const suffix = before.slice(head.name.length);
     let dest: string;
     let proto: FamilyHead | undefined = head;
@@ -535,26 +1026,29 @@ class Run implements FamilyVisitor {
       proto = undefined;
     }
     let target = this.#pending.get(dest);
-    if (target === undefined && dest === head.name && same!.agg !== undefined) {
+    if (target === undefined && dest === head.name && same.agg !== undefined) {
       // A series renamed to the family's bare name (a histogram's `h_bucket`
       // renamed `h`): its untyped family takes this family's own series at the
       // end. Those aggregated so far go there as partial aggregates (same rule,
       // and sum/max/min/count of partials is the whole); the rest are collected.
-      this.#early = same!.agg.partial().samples;
-      this.#same = new Sink(head, undefined);
+      this.#early = same.agg.partial().samples;
+      this.#same = new Sink(head, undefined, true);
     }
     if (target === undefined) {
       target = this.#sinkFor(
         proto
           ? { name: dest, type: proto.type, typed: proto.typed, help: proto.help }
           : { name: dest, type: "untyped", typed: false, help: undefined },
-        s,
+        names,
       );
       this.#pending.set(dest, target);
     }
-    return this.#add(target, s, t);
+    return target;
   }
 }
+
+const NO_NAMES: readonly string[] = [];
+const ALWAYS = () => true;
 
 /** The label names of a series, as scraped (the parser's interned layout when it has one). */
 function labelNames(s: Sample): readonly string[] {

@@ -26,6 +26,9 @@ export class SelfMetrics {
   readonly seriesIn: Gauge;
   readonly seriesOut: Gauge;
   readonly counterStateSeries: Gauge;
+  readonly seriesCached: Gauge;
+  readonly cacheSeries: Gauge;
+  readonly cacheBytes: Gauge;
   readonly seriesDropped: Counter<"reason">;
   readonly ruleErrors: Counter<"reason">;
   readonly configReloadOk: Gauge;
@@ -82,6 +85,21 @@ export class SelfMetrics {
     this.counterStateSeries = new Gauge({
       name: `${PREFIX}counter_state_series`,
       help: "Input series whose last value is kept so aggregated counters stay counters (bounded by series_limit).",
+      registers,
+    });
+    this.seriesCached = new Gauge({
+      name: `${PREFIX}series_cache_hits`,
+      help: "Input lines of the last upstream scrape answered from the series cache: seen before in the same family, so not parsed, relabeled or serialized again.",
+      registers,
+    });
+    this.cacheSeries = new Gauge({
+      name: `${PREFIX}series_cache_series`,
+      help: "Series the series cache holds (what the rules made of each raw series text seen in the last scrapes).",
+      registers,
+    });
+    this.cacheBytes = new Gauge({
+      name: `${PREFIX}series_cache_bytes`,
+      help: "Bytes of series text the series cache holds, outside the JS heap (bounded; beyond it series are handled afresh each scrape).",
       registers,
     });
     this.seriesDropped = new Counter({
@@ -149,6 +167,9 @@ export class SelfMetrics {
     this.seriesIn.set(stats.seriesIn);
     this.seriesOut.set(stats.seriesOut);
     this.counterStateSeries.set(stats.counterStateSeries);
+    this.seriesCached.set(stats.seriesCached);
+    this.cacheSeries.set(stats.cacheSeries);
+    this.cacheBytes.set(stats.cacheBytes);
     for (const [reason, n] of Object.entries(stats.dropped)) {
       if (n > 0) this.seriesDropped.inc({ reason }, n);
     }

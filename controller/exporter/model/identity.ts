@@ -41,27 +41,52 @@ export class SeriesIdentity {
   // The hash being computed.
   #a = 0;
   #b = 0;
+  /** The last hash() taken. */
+  h1 = 0;
+  h2 = 0;
   /** Scratch: label order of a sample without a shape. */
   #order: number[] = [];
   /** Series texts (hashed) of samples with a timestamp (see admit). */
   readonly #timestampedTexts = new Set<number>();
+
+  /** Starts a new scrape: forgets every series, keeps the table's size. */
+  reset(): void {
+    if (this.#size > 0) {
+      this.#used.fill(0);
+      this.#size = 0;
+    }
+    this.#timestampedTexts.clear();
+  }
 
   /**
    * Whether Prometheus would store `s`: false when a sample of the same
    * series with the same or a newer timestamp came before. Records it if so.
    */
   admit(s: Sample, scan: LabelScan): boolean {
+    const raw = (s.flags & RAW_HASH) !== 0;
+    this.hash(s, scan);
+    return this.admitHash(this.h1, this.h2, s.timestamp, raw, s.rawHash);
+  }
+
+  /**
+   * admit() for a series whose label-set hash (hash()) was taken before:
+   * `raw` says whether `rawHash` (the series text as written) is known.
+   */
+  admitHash(
+    h1: number,
+    h2: number,
+    timestamp: number | undefined,
+    raw: boolean,
+    rawHash: number,
+  ): boolean {
     // The scrape loop refuses a sample without a timestamp whose series text
     // (as written) came before in the scrape, whatever that one's timestamp.
     // Without timestamps this is the label-set rule below; with them it is not.
-    if ((s.flags & RAW_HASH) !== 0) {
-      if (s.timestamp !== undefined) this.#timestampedTexts.add(s.rawHash);
-      else if (this.#timestampedTexts.has(s.rawHash)) return false;
+    if (raw) {
+      if (timestamp !== undefined) this.#timestampedTexts.add(rawHash);
+      else if (this.#timestampedTexts.has(rawHash)) return false;
     }
-    this.#hash(s, scan);
-    const t = s.timestamp ?? Number.POSITIVE_INFINITY;
-    const h1 = this.#a;
-    const h2 = this.#b;
+    const t = timestamp ?? Number.POSITIVE_INFINITY;
     let mask = this.#used.length - 1;
     let i = h1 & mask;
     while (this.#used[i] === 1) {
@@ -81,6 +106,33 @@ export class SeriesIdentity {
       mask = this.#used.length - 1;
     }
     return true;
+  }
+
+  /**
+   * Takes back the admission of a label set with no timestamp (its lines
+   * were not served after all: see the pipeline's direct lines).
+   */
+  forget(h1: number, h2: number): void {
+    const used = this.#used;
+    const mask = used.length - 1;
+    let i = h1 & mask;
+    while (used[i] === 1 && !(this.#h1[i] === h1 && this.#h2[i] === h2)) i = (i + 1) & mask;
+    if (used[i] !== 1) return;
+    // Backward-shift deletion keeps every probe sequence unbroken.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (used[j] !== 1) break;
+      const k = this.#h1[j]! & mask;
+      const between = i <= j ? i < k && k <= j : i < k || k <= j;
+      if (between) continue;
+      this.#h1[i] = this.#h1[j]!;
+      this.#h2[i] = this.#h2[j]!;
+      this.#t[i] = this.#t[j]!;
+      i = j;
+    }
+    used[i] = 0;
+    this.#size--;
   }
 
   #grow(): void {
@@ -105,7 +157,8 @@ export class SeriesIdentity {
     }
   }
 
-  #hash(s: Sample, scan: LabelScan): void {
+  /** The label-set hash of `s`, left in h1 and h2. */
+  hash(s: Sample, scan: LabelScan): void {
     this.#a = 0x811c9dc5 | 0;
     this.#b = 0x2545f491 | 0;
     this.#str(s.name, 0, s.name.length);
@@ -122,6 +175,8 @@ export class SeriesIdentity {
           this.#str(v, 0, v.length);
         }
       }
+      this.h1 = this.#a;
+      this.h2 = this.#b;
       return;
     }
     const l = s.labels;
@@ -141,6 +196,8 @@ export class SeriesIdentity {
       this.#str(l[i]!, 0, l[i]!.length);
       this.#str(l[i + 1]!, 0, l[i + 1]!.length);
     }
+    this.h1 = this.#a;
+    this.h2 = this.#b;
   }
 
   /** Mixes the length of [from, to) of `t` and its code units into both lanes. */

@@ -1,6 +1,7 @@
 // The in-memory shape of one scrape: metric families in exposition order, each
 // holding its samples. Parser produces it, relabel/aggregate/pii rewrite it,
 // serialize writes it out. Nothing here does I/O.
+import type { FamilyContext } from "./series-cache.ts";
 import type { Shape } from "./shape.ts";
 
 /** Metric types of the Prometheus text format 0.0.4 ("untyped" = no TYPE or unknown). */
@@ -46,6 +47,13 @@ export class Sample {
   overrideAt: number;
   /** Hash of the series text as scraped, when flags has RAW_HASH (see SeriesIdentity). */
   rawHash: number;
+  /**
+   * [keyStart, keyEnd) of the series text in `src` when the line is
+   * `series value\n` exactly (one blank, no timestamp): the series cache's
+   * key (series-cache.ts). -1 otherwise.
+   */
+  keyStart: number;
+  keyEnd: number;
   /** Materialised labels (use `labels`). */
   #labels: string[] | undefined;
   /** Set once name or labels were changed (the scraped label text no longer applies). */
@@ -70,6 +78,8 @@ export class Sample {
     this.override = undefined;
     this.overrideAt = -1;
     this.rawHash = 0;
+    this.keyStart = -1;
+    this.keyEnd = -1;
   }
 
   /**
@@ -108,6 +118,8 @@ export class Sample {
       s.overrideAt = -1;
     }
     s.src = src;
+    s.keyStart = -1;
+    s.keyEnd = -1;
     s.lStart = lStart;
     s.vStart = vStart;
     s.vEnd = vEnd;
@@ -270,6 +282,8 @@ export interface Family {
   /** Unescaped HELP text, or undefined when there was no HELP line. */
   help: string | undefined;
   samples: Sample[];
+  /** What the series cache knows this family by (set by the parser when it has a cache). */
+  context?: FamilyContext;
 }
 
 /** A malformed exposition: which line, and why. The only error the parser throws. */

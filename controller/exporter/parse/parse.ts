@@ -22,6 +22,7 @@
 // family `foo_total`, `_created` samples, units and exemplars are dropped,
 // timestamps go from seconds to milliseconds).
 import type { Shape, ShapeTable } from "../model/shape.ts";
+import type { FamilyContext, SeriesCache, SeriesEntry } from "../model/series-cache.ts";
 import { detach } from "../model/detach.ts";
 import { HASH_SEED, hashRange } from "../model/label-scan.ts";
 import { formatOpenMetricsFloat, isCanonicalFloat, parseGoFloatFull } from "../model/float.ts";
@@ -46,6 +47,12 @@ export interface ParseOptions {
    * parsing, so later stages need not read the label text again.
    */
   shapes?: ShapeTable;
+  /**
+   * Lines whose series text this cache knows (in the same family) are not
+   * parsed but handed to the visitor's hit() as they are (ExpositionStream,
+   * text format only); samples carry their key range for it.
+   */
+  cache?: SeriesCache;
 }
 
 /** The format a Content-Type header announces; 0.0.4 text unless OpenMetrics. */
@@ -96,6 +103,12 @@ export interface FamilyVisitor {
    * sample it lets go (false) may be reused for a later line.
    */
   sample(s: Sample): boolean;
+  /**
+   * A line whose series the cache knows: bytes [tailStart, tailEnd) of `b`
+   * are the rest of the line (a blank, a valid value, the newline). Returns
+   * false to have the line parsed as usual instead.
+   */
+  hit?(e: SeriesEntry, b: Uint8Array, tailStart: number, tailEnd: number): boolean;
   /** The family is complete. */
   end(): void;
 }
@@ -122,7 +135,7 @@ function collector(onFamily: (f: Family) => void): FamilyVisitor {
 /** A Parser over the decoded input that hands everything (OpenMetrics converted) to the visitor. */
 function parserFor(input: string | Uint8Array, options: ParseOptions, v: FamilyVisitor): Parser {
   const text = typeof input === "string" ? input : decodeExposition(input);
-  return new Parser(text, options.format === "openmetrics", v, options.shapes);
+  return new Parser(text, options.format === "openmetrics", v, options.shapes, options.cache);
 }
 
 /**
@@ -167,17 +180,85 @@ export class ExpositionStream {
   /** Whether the carried line waits for the quote that ends a label value. */
   #waitQuote = false;
 
+  /** Known series skip the parser (see ParseOptions.cache): only with a visitor that takes hits. */
+  readonly #cache: SeriesCache | undefined;
+
   constructor(options: ParseOptions, visitor: FamilyVisitor) {
-    this.#parser = new Parser("", options.format === "openmetrics", visitor, options.shapes);
+    const om = options.format === "openmetrics";
+    this.#parser = new Parser("", om, visitor, options.shapes, options.cache);
+    this.#cache = om || visitor.hit === undefined ? undefined : options.cache;
   }
 
   /** The next bytes of the payload (strict UTF-8). */
   writeBytes(chunk: Uint8Array): void {
+    if (this.#cache === undefined) {
+      this.#decode(chunk, 0, chunk.length);
+      return;
+    }
+    // Whole lines go through the cache; a line cut by the chunk's end is
+    // parsed (as text carried over to the next chunk).
+    const cut = chunk.lastIndexOf(NL);
+    if (cut >= 0) this.#lines(chunk, 0, cut + 1);
+    if (cut + 1 < chunk.length) this.#decode(chunk, cut + 1, chunk.length);
+  }
+
+  /**
+   * Whole lines [from, to) of `b`: a line `series value` whose series the
+   * cache knows goes to the visitor as a hit; runs of other lines are decoded
+   * and parsed. A hit is only taken with no text carried over: a carried line
+   * (one cut by a chunk's end, or a label value holding a raw newline) would
+   * otherwise be read as lines of its own.
+   */
+  #lines(b: Uint8Array, from: number, to: number): void {
+    const cache = this.#cache!;
+    const parser = this.#parser;
+    let slow = from;
+    let p = from;
+    while (p < to) {
+      // Most lines are the one that came after the last line last time.
+      let e = cache.predicted(b, p, to);
+      let nl: number;
+      let k: number;
+      if (e !== undefined) {
+        nl = cache.tailEnd - 1;
+        k = p + e.keyLen;
+        if (!isSimpleValue(b, k + 1, nl)) e = undefined;
+      } else {
+        nl = b.indexOf(NL, p);
+        k = -1;
+        const c = b[p]!;
+        if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58 || c === LBRACE) {
+          k = keyEnd(b, p, nl);
+          if (k > p) e = cache.find(b, p, k);
+        }
+      }
+      if (e !== undefined) {
+        if (slow < p) this.#decode(b, slow, p);
+        slow = p;
+        // (No closure here, as #guard would take: one a line is garbage a line.)
+        if (this.#carry === "") {
+          let taken: boolean;
+          try {
+            taken = parser.hit(e, b, k, nl + 1);
+          } catch (err) {
+            throw unwrap(err);
+          }
+          if (taken) slow = nl + 1;
+        }
+      }
+      p = nl + 1;
+    }
+    if (slow < to) this.#decode(b, slow, to);
+  }
+
+  /** Bytes [from, to) of `b` as text for the parser. */
+  #decode(b: Uint8Array, from: number, to: number): void {
+    const part = from === 0 && to === b.length ? b : b.subarray(from, to);
     let text: string;
     try {
-      text = this.#decoder.decode(chunk, { stream: true });
+      text = this.#decoder.decode(part, { stream: true });
     } catch {
-      throw new ParseError(this.#parser.lineBase + lineOfInvalidUtf8(chunk), "invalid UTF-8");
+      throw new ParseError(this.#parser.lineBase + lineOfInvalidUtf8(part), "invalid UTF-8");
     }
     this.write(text);
   }
@@ -249,6 +330,65 @@ export class ExpositionStream {
       throw unwrap(err);
     }
   }
+}
+
+/**
+ * Where the series text of line [start, nl) ends when the line is exactly
+ * `series value` — one blank, then a value every Go ParseFloat takes (a
+ * decimal or Go-formatted number, NaN, ±Inf), then the newline — else -1.
+ * A line with a timestamp, other blanks or any other value is parsed.
+ */
+function keyEnd(b: Uint8Array, start: number, nl: number): number {
+  let i = nl - 1;
+  while (i > start && isValueByte(b[i]!)) i--;
+  if (b[i] !== SP || i === nl - 1 || !isSimpleValue(b, i + 1, nl)) return -1;
+  return i;
+}
+
+function isValueByte(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) ||
+    c === 46 ||
+    c === 43 ||
+    c === 45 ||
+    c === 101 ||
+    c === 69 ||
+    c === 73 ||
+    c === 110 ||
+    c === 102 ||
+    c === 78 ||
+    c === 97
+  );
+}
+
+/** [-+]?digits[.digits][e[-+]d[d]] (mantissa ≤ 200 digits: no overflow), NaN, [-+]Inf. */
+function isSimpleValue(b: Uint8Array, from: number, to: number): boolean {
+  let i = from;
+  let c = b[i]!;
+  if (c === 78) return to - from === 3 && b[i + 1] === 97 && b[i + 2] === 78; // NaN
+  if (c === 43 || c === 45) c = b[++i]!;
+  if (c === 73) return to - i === 3 && b[i + 1] === 110 && b[i + 2] === 102; // Inf
+  let digits = 0;
+  while (i < to && b[i]! >= 48 && b[i]! <= 57) {
+    i++;
+    digits++;
+  }
+  if (i < to && b[i] === 46) {
+    i++;
+    while (i < to && b[i]! >= 48 && b[i]! <= 57) {
+      i++;
+      digits++;
+    }
+  }
+  if (digits === 0 || digits > 200) return false;
+  if (i === to) return true;
+  c = b[i]!;
+  if (c !== 101 && c !== 69) return false;
+  c = b[++i]!;
+  if (c === 43 || c === 45) i++;
+  const exp = i;
+  while (i < to && b[i]! >= 48 && b[i]! <= 57) i++;
+  return i === to && i > exp && i - exp <= 2;
 }
 
 function unwrap(err: unknown): unknown {
@@ -386,13 +526,71 @@ class Parser {
   labelFlags = 0;
   /** Whether a sample so far had a timestamp (see RAW_HASH). */
   timestamped = false;
+  /** Families get a context for it, samples a key range (see ParseOptions.cache). */
+  readonly cache: SeriesCache | undefined;
 
-  constructor(src: string, om: boolean, visitor: FamilyVisitor, shapes: ShapeTable | undefined) {
+  constructor(
+    src: string,
+    om: boolean,
+    visitor: FamilyVisitor,
+    shapes: ShapeTable | undefined,
+    cache?: SeriesCache,
+  ) {
     this.src = src;
     this.limit = src.length;
     this.om = om;
     this.visitor = visitor;
     this.shapes = shapes;
+    this.cache = om ? undefined : cache;
+  }
+
+  /**
+   * The family's context for the series cache: what decides how its lines
+   * are read (name, type, HELP, and for an untyped family the last TYPE,
+   * which decides `le`/`quantile` normalization). Set at its first sample.
+   */
+  contextOf(f: Family): FamilyContext {
+    let c = f.context;
+    if (c === undefined) {
+      const last = f.typed ? f.type : (this.lastType ?? "-");
+      const help = f.help === undefined ? "\u0001" : `\u0000${f.help}`;
+      c = this.cache!.context(`${f.typed ? "T" : "U"}${f.type}/${last}/${f.name}${help}`);
+      f.context = c;
+    }
+    return c;
+  }
+
+  /** Whether a sample named `name` belongs to the current family (familyFor would not open one). */
+  belongs(cur: Family, name: string): boolean {
+    if (name === this.prevName && this.curCount > 0) return true;
+    const base = cur.name;
+    if (!name.startsWith(base)) return false;
+    const rest = name.length === base.length ? "" : name.slice(base.length);
+    for (const suf of this.curSuffixes) if (suf === rest) return true;
+    return false;
+  }
+
+  /**
+   * A whole line the cache knows (see ExpositionStream): taken as a sample
+   * of the current family when its entry was made in this family's context;
+   * false to have it parsed instead.
+   */
+  hit(e: SeriesEntry, b: Uint8Array, tailStart: number, tailEnd: number): boolean {
+    if (this.timestamped || this.ended) return false;
+    const cur = this.cur;
+    if (cur === undefined || e.ctx !== this.contextOf(cur) || !this.belongs(cur, e.name)) {
+      return false;
+    }
+    try {
+      if (this.curCount === 0) this.visitor.begin(cur);
+      if (!this.visitor.hit!(e, b, tailStart, tailEnd)) return false;
+    } catch (err) {
+      throw new CallbackError(err);
+    }
+    this.curCount++;
+    this.prevName = e.name;
+    this.lineBase++;
+    return true;
   }
 
   /** Starts a new family, handing the finished one over. */
@@ -852,6 +1050,17 @@ class Parser {
       smp.override = override;
       smp.overrideAt = overrideAt;
     }
+    if (
+      this.cache !== undefined &&
+      timestamp === undefined &&
+      vStart === seriesEnd + 1 &&
+      s.charCodeAt(seriesEnd) === SP &&
+      s.charCodeAt(vEnd) === NL
+    ) {
+      // `series value\n` exactly: what the cache can recognise next time.
+      smp.keyStart = lineStart;
+      smp.keyEnd = seriesEnd;
+    }
     this.spare = undefined;
     if (this.om) {
       // OpenMetrics families are converted whole (see fromOpenMetrics).
@@ -859,7 +1068,10 @@ class Parser {
       this.curCount++;
       return;
     }
-    if (this.curCount++ === 0) this.callback(fam, undefined);
+    if (this.curCount++ === 0) {
+      if (this.cache !== undefined) this.contextOf(fam);
+      this.callback(fam, undefined);
+    }
     this.callback(undefined, smp);
   }
 

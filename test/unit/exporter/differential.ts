@@ -3,6 +3,10 @@
 // rule —, serializer) and promref (Prometheus's own Go code) on the same
 // inputs and says how they differ, if they do.
 //
+// The templated pipeline runs twice: its second scrape of the payload is
+// answered from its series cache (model/series-cache.ts) wherever a line was
+// seen before, and must store exactly the same as the first.
+//
 // What is compared, per case:
 //   - the rules: both accept them, or both refuse them;
 //   - the scrape: both fail it (malformed payload, a series left invalid by
@@ -78,16 +82,18 @@ type ExporterRun =
   | { status: "scrape_error"; message: string }
   | { status: "ok"; body: Buffer; seriesIn: number };
 
-function runPipeline(c: DiffCase, pipeline: Pipeline, streamed: boolean): ExporterRun {
+/** How a run feeds the payload: in three pieces (lines straddle them), whole, or not streamed. */
+type Feed = "pieces" | "whole" | "transform";
+
+function runPipeline(c: DiffCase, pipeline: Pipeline, feed: Feed): ExporterRun {
   const payload = typeof c.payload === "string" ? Buffer.from(c.payload) : c.payload;
   const options = { format: formatOf(c) };
   try {
     let out: { body: Buffer; stats: { seriesIn: number } };
-    if (streamed) {
+    if (feed !== "transform") {
       const s = pipeline.stream(options);
-      // Cut in three, so lines straddle pieces.
-      const a = Math.floor(payload.length / 3);
-      const b = Math.floor((2 * payload.length) / 3);
+      const a = feed === "whole" ? payload.length : Math.floor(payload.length / 3);
+      const b = feed === "whole" ? payload.length : Math.floor((2 * payload.length) / 3);
       try {
         s.write(payload.subarray(0, a));
         s.write(payload.subarray(a, b));
@@ -108,18 +114,28 @@ function runPipeline(c: DiffCase, pipeline: Pipeline, streamed: boolean): Export
   }
 }
 
-/** The exporter's runs of a case: templated + streamed, and rule by rule on the whole payload. */
+/**
+ * The exporter's runs of a case: templated + streamed, the same pipeline's
+ * second scrape (whole, so every line meets the cache), and rule by rule on
+ * the whole payload.
+ */
 function exporterRuns(c: DiffCase): { label: string; run: ExporterRun }[] {
   const config = parseExporterConfig(rulesText(c));
   if (!config.ok) {
     const message = config.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
     return [{ label: "config", run: { status: "config_error", message } }];
   }
+  const templated = new Pipeline(config.config);
   return [
-    { label: "templates", run: runPipeline(c, new Pipeline(config.config), true) },
+    { label: "templates", run: runPipeline(c, templated, "pieces") },
+    { label: "second scrape (series cache)", run: runPipeline(c, templated, "whole") },
     {
       label: "rule by rule",
-      run: runPipeline(c, new Pipeline(config.config, undefined, { templates: false }), false),
+      run: runPipeline(
+        c,
+        new Pipeline(config.config, undefined, { templates: false }),
+        "transform",
+      ),
     },
   ];
 }

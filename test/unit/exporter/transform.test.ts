@@ -337,7 +337,10 @@ describe("stream", () => {
     for (const size of [1, 3, 100, 4096, input.length]) {
       const out = feed(p, input, size);
       assert.equal(out.body.toString(), whole.body.toString(), `pieces of ${size}`);
-      assert.deepEqual(out.stats, whole.stats);
+      // (The series cache's own figures differ: `p` has seen the payload before.)
+      const { seriesCached: _, cacheSeries: __, cacheBytes: ___, ...stats } = out.stats;
+      const { seriesCached: _w, cacheSeries: __w, cacheBytes: ___w, ...want } = whole.stats;
+      assert.deepEqual(stats, want);
     }
   });
   it("rejects malformed input with ParseError and its line", () => {
