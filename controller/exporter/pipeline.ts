@@ -123,6 +123,12 @@ export interface TransformResult {
   stats: TransformStats;
   /** Whether `body` has such names: a scraper that did not ask for them needs them escaped. */
   utf8Names: boolean;
+  /**
+   * Says `body` is no longer read: the pipeline may write the next scrape
+   * into the same memory. Optional (without it the next scrape gets fresh
+   * memory); never before the last use of `body`.
+   */
+  release(): void;
 }
 
 /** A transformation in progress, fed piece by piece (Pipeline.stream). */
@@ -150,6 +156,8 @@ export class Pipeline {
   readonly byName = new Map<string, boolean>();
   /** Bytes of the last streamed output (sizes the next one's buffer). */
   #lastOutput = 0;
+  /** An output buffer its reader released (see TransformResult.release). */
+  #spare: Buffer | undefined;
   /** Series seen in earlier scrapes, by raw text (streamed text-format scrapes). */
   readonly cache: SeriesCache;
   readonly scratch = new LineScratch();
@@ -236,7 +244,7 @@ export class Pipeline {
     } finally {
       this.#release();
     }
-    return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names };
+    return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names, release: NOOP };
   }
 
   /**
@@ -248,12 +256,17 @@ export class Pipeline {
   stream(options: ParseOptions = {}): PipelineStream {
     // Sized like the last output: growing a buffer step by step to a large
     // output copies it many times over and leaves each step as garbage.
+    // The first time, nothing says how large: it doubles (a few copies, not
+    // one every 25%) and is trimmed at the end.
     const last = this.#lastOutput;
+    const spare = this.#spare;
+    this.#spare = undefined;
     const writer = new ExpositionWriter(
       undefined,
-      Math.max(1 << 20, last + (last >> 3)),
+      last > 0 ? last + (last >> 3) : Number.POSITIVE_INFINITY,
       "allow-utf-8",
       last > 0 ? last + (last >> 5) + 4096 : undefined,
+      spare,
     );
     const run = new Run(this, this.#pii, { writer });
     const parser = new ExpositionStream(
@@ -284,7 +297,13 @@ export class Pipeline {
         }
         const body = writer.finish();
         this.#lastOutput = body.length;
-        return { body, stats: run.stats, utf8Names: writer.utf8Names };
+        const release = () => {
+          // Small buffers may be slices of Node's shared pool: never reused.
+          const whole = body.buffer;
+          if (whole.byteLength < 1 << 16 || whole.byteLength <= (this.#spare?.length ?? 0)) return;
+          this.#spare = Buffer.from(whole, 0, whole.byteLength);
+        };
+        return { body, stats: run.stats, utf8Names: writer.utf8Names, release };
       },
       abort: close,
     };
@@ -1048,6 +1067,7 @@ class Run implements FamilyVisitor {
 }
 
 const NO_NAMES: readonly string[] = [];
+const NOOP = () => {};
 const ALWAYS = () => true;
 
 /** The label names of a series, as scraped (the parser's interned layout when it has one). */

@@ -240,10 +240,14 @@ export class ExpositionWriter {
     expectedSize = 64 * 1024,
     escaping: Escaping = "allow-utf-8",
     initialSize = 256 * 1024,
+    reuse?: Buffer,
   ) {
     this.#escaping = escaping;
     this.#expected = Math.max(1024, expectedSize);
-    this.#buf = Buffer.allocUnsafe(Math.max(1024, Math.min(this.#expected, initialSize)));
+    const size = Math.max(1024, Math.min(this.#expected, initialSize));
+    // Writing into memory written before is much cheaper than into fresh
+    // pages (a large new buffer is page faults and zeroing all the way).
+    this.#buf = reuse !== undefined && reuse.length >= size ? reuse : Buffer.allocUnsafe(size);
     this.#srcText = source?.text;
     this.#srcBytes =
       source?.bytes !== undefined && source.bytes.length === source.text.length
@@ -424,7 +428,15 @@ export class ExpositionWriter {
 
   /** The bytes written (a view on the internal buffer). */
   finish(): Buffer {
-    return this.#buf.subarray(0, this.#len);
+    const len = this.#len;
+    // A buffer grown well past its content is not kept for as long as the
+    // body is served: its content is copied out once.
+    if (this.#buf.length > len + (len >> 2) + (1 << 16)) {
+      const exact = Buffer.allocUnsafeSlow(len);
+      this.#buf.copy(exact, 0, 0, len);
+      this.#buf = exact;
+    }
+    return this.#buf.subarray(0, len);
   }
 }
 

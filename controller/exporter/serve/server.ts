@@ -89,6 +89,7 @@ export class Scraper {
     const { metrics, log } = this.#deps;
     const pipeline = this.#deps.pipeline();
     let body: Buffer | undefined;
+    let release: (() => void) | undefined;
     let utf8Names = false;
     if (pipeline !== undefined) {
       const end = metrics.scrapeDuration.startTimer();
@@ -117,6 +118,7 @@ export class Scraper {
           const out = timed(() => stream!.end());
           metrics.recordTransform(out.stats);
           body = out.body;
+          release = out.release;
           utf8Names = out.utf8Names;
         } else {
           failure = res;
@@ -162,12 +164,11 @@ export class Scraper {
       body: body === undefined ? self : Buffer.concat([body, self]),
       gzipped: undefined,
     };
-    return {
-      // A copy: `body` is a view on the writer's larger buffer.
-      upstream: body !== undefined && utf8Names ? Buffer.from(body) : undefined,
-      self,
-      renderings: new Map([["allow-utf-8", quoted]]),
-    };
+    // Copies: `body` is a view on the writer's buffer, which goes back to the
+    // pipeline for its next scrape.
+    const upstream = body !== undefined && utf8Names ? Buffer.from(body) : undefined;
+    release?.();
+    return { upstream, self, renderings: new Map([["allow-utf-8", quoted]]) };
   }
 }
 
