@@ -15,11 +15,9 @@ export async function exporterEntry(): Promise<{ script: string; label: string }
   const dist = join(ROOT, "dist/controller/cli.js");
   try {
     const built = (await stat(dist)).mtimeMs;
-    const dir = join(ROOT, "controller/exporter");
-    const sources = await readdir(dir);
-    let newest = 0;
-    for (const f of sources) newest = Math.max(newest, (await stat(join(dir, f))).mtimeMs);
-    if (built >= newest) return { script: "dist/controller/cli.js", label: "dist (compiled)" };
+    if (built >= (await newestSource())) {
+      return { script: "dist/controller/cli.js", label: "dist (compiled)" };
+    }
   } catch {
     // no build
   }
@@ -27,6 +25,17 @@ export async function exporterEntry(): Promise<{ script: string; label: string }
     script: "controller/cli.ts",
     label: "sources (run `npm run build` first for production figures)",
   };
+}
+
+/** When a file of controller/ (any depth) last changed: dist/ older than this is stale. */
+export async function newestSource(): Promise<number> {
+  let newest = 0;
+  for (const f of await readdir(join(ROOT, "controller"), { recursive: true })) {
+    if (f.endsWith(".ts") || f.endsWith(".json")) {
+      newest = Math.max(newest, (await stat(join(ROOT, "controller", f))).mtimeMs);
+    }
+  }
+  return newest;
 }
 
 /** Spawns a node script and resolves with the child and the first JSON stderr line matching `msg`. */

@@ -2,7 +2,7 @@
 // the same payload and rules, runs interleaved (the machine is shared): promref
 // `bench` (textparse + relabel.Process + text out, GOMAXPROCS=1), uncached and
 // with a series cache across scrapes as the scrape loop keeps it, and
-// test/bench/pipeline-peer.ts with the sidecar's NODE_OPTIONS. Figures are
+// test/bench/pipeline-peer.mjs (the compiled dist/) with the sidecar's NODE_OPTIONS. Figures are
 // CPU time (getrusage), the best of the rounds for each side. Prometheus has
 // no aggregation: the aggregation row compares the exporter's full bench
 // config with Prometheus doing the ten rules only.
@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateFixture } from "../support/coder-fixture.ts";
 import { BENCH_CONFIG, BENCH_RULES, SIDECAR_NODE_OPTIONS } from "./bench-config.ts";
-import { ROOT } from "./processes.ts";
+import { stat } from "node:fs/promises";
+import { newestSource, ROOT } from "./processes.ts";
 
 interface Run {
   series_in: number;
@@ -63,7 +64,7 @@ function exporter(
     out = execFileSync(
       process.execPath,
       [
-        "test/bench/pipeline-peer.ts",
+        "test/bench/pipeline-peer.mjs",
         "--config",
         config,
         "--payload",
@@ -111,7 +112,21 @@ const best = (xs: number[]) => (xs.length === 0 ? Number.NaN : Math.min(...xs));
 const ok = (rs: (Run | undefined)[]) => rs.filter((r): r is Run => r !== undefined);
 const mb = (b: number) => b / 1024 / 1024;
 
+/** The peer runs dist/: refuse figures from a build older than the sources. */
+async function requireFreshBuild(): Promise<void> {
+  const built = await stat(join(ROOT, "dist/controller/exporter/pipeline.js")).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
+  if (built < (await newestSource())) {
+    throw new Error(
+      "dist/ is missing or older than controller/: run `make build` (make bench does)",
+    );
+  }
+}
+
 export async function sideBySide(c: Case, rounds = 2): Promise<SideBySide> {
+  await requireFreshBuild();
   const dir = await mkdtemp(join(tmpdir(), "vs-prometheus-"));
   try {
     const text = generateFixture({ workspaces: c.workspaces, agentStats: c.agentStats });

@@ -2,14 +2,17 @@
 // (test/tools/promref `bench`): one Pipeline kept across N scrapes of the same
 // payload, each fed in 64 KiB pieces as the exporter is fed. Run as its own
 // process (with the sidecar's NODE_OPTIONS) so CPU time and peak RSS are this
-// work's alone. Prints one JSON object:
+// work's alone. Plain JavaScript over the compiled dist/ — the code the
+// sidecar runs: a TypeScript entry would load Node's type stripping, ~30 MB
+// of RSS the sidecar does not have (vs-prometheus.ts checks dist is fresh).
+// Prints one JSON object:
 //   {scrapes, series_in, series_out, bytes_out, first_scrape_ms, first_scrape_cpu_seconds,
 //    steady_cpu_seconds (median per scrape after the first), cpu_seconds, max_rss_bytes}
-// Usage: node test/bench/pipeline-peer.ts --config FILE --payload FILE --scrapes N
+// Usage: node test/bench/pipeline-peer.mjs --config FILE --payload FILE --scrapes N
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseExporterConfig } from "../../controller/exporter/config/config.ts";
-import { Pipeline } from "../../controller/exporter/pipeline.ts";
+import { parseExporterConfig } from "../../dist/controller/exporter/config/config.js";
+import { Pipeline } from "../../dist/controller/exporter/pipeline.js";
 
 const CHUNK = 64 * 1024;
 
@@ -22,7 +25,7 @@ const { values } = parseArgs({
 });
 const scrapes = Number(values.scrapes);
 if (!values.config || !values.payload || !(scrapes >= 1)) {
-  console.error("usage: pipeline-peer.ts --config FILE --payload FILE --scrapes N");
+  console.error("usage: pipeline-peer.mjs --config FILE --payload FILE --scrapes N");
   process.exit(2);
 }
 const parsed = parseExporterConfig(readFileSync(values.config, "utf8"));
@@ -30,7 +33,8 @@ if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
 const payload = readFileSync(values.payload);
 const pipeline = new Pipeline(parsed.config, Buffer.from("bench-key"));
 
-const cpuMs: number[] = [];
+/** @type {number[]} */
+const cpuMs = [];
 let firstMs = 0;
 let seriesIn = 0;
 let seriesOut = 0;
@@ -60,9 +64,9 @@ console.log(
     series_out: seriesOut,
     bytes_out: bytesOut,
     first_scrape_ms: firstMs,
-    first_scrape_cpu_seconds: cpuMs[0]! / 1000,
+    first_scrape_cpu_seconds: cpuMs[0] / 1000,
     steady_cpu_seconds:
-      steady.length > 0 ? steady[Math.floor(steady.length / 2)]! / 1000 : Number.NaN,
+      steady.length > 0 ? steady[Math.floor(steady.length / 2)] / 1000 : Number.NaN,
     cpu_seconds: cpuMs.reduce((a, b) => a + b, 0) / 1000,
     max_rss_bytes: process.resourceUsage().maxRSS * 1024,
   }),
