@@ -110,9 +110,9 @@ export interface PipelineOptions {
 }
 
 /**
- * Default bound on the series cache: ~240 bytes a series, so 5,000 Coder
- * workspaces (~120,000 series, ~31 MB) fit whole; beyond it the rest of the
- * series take the slow path (the same output, more CPU).
+ * Default bound on the series cache: ~260 bytes a series with typical rules,
+ * so 5,000 Coder workspaces (~118,000 series, 30 MB) fit whole; beyond it the
+ * rest of the series take the slow path (the same output, more CPU).
  */
 export const SERIES_CACHE_BYTES = 64 * 1024 * 1024;
 

@@ -161,6 +161,10 @@ export class SeriesCache {
   /** The entry found last (its `next` is tried first). */
   #last: SeriesEntry | undefined = undefined;
   readonly #contexts = new Map<string, FamilyContext>();
+  /** The key find() last missed, and its hash. */
+  #missBlk: Uint8Array | undefined;
+  #missAt = 0;
+  #missHash = 0;
 
   constructor(options: SeriesCacheOptions) {
     this.#maxBytes = options.maxBytes;
@@ -224,6 +228,7 @@ export class SeriesCache {
 
   /** The entry for key bytes [start, end) of `b`, or undefined. */
   find(b: Uint8Array, start: number, end: number): SeriesEntry | undefined {
+    this.#missBlk = undefined;
     const len = end - start;
     const last = this.#last;
     const guess = last?.next;
@@ -242,7 +247,13 @@ export class SeriesCache {
     const entries = this.#entries;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const s = slots[i]!;
-      if (s === 0) return undefined;
+      if (s === 0) {
+        // add() of this very key (a new series) need not hash it again.
+        this.#missBlk = b;
+        this.#missAt = start;
+        this.#missHash = h;
+        return undefined;
+      }
       const e = entries[s - 1]!;
       if (e.keyHash === h && e.keyLen === len && equalBytes(b, start, e.blk, e.keyAt, len)) {
         e.seen = this.#scrape;
@@ -270,7 +281,11 @@ export class SeriesCache {
     const n = e.keyLen + e.restLen;
     this.#blocks.commit(n);
     this.#bytes += n;
-    e.keyHash = hashBytes(e.blk, e.keyAt, e.keyAt + e.keyLen);
+    e.keyHash =
+      this.#missBlk === e.blk && this.#missAt === e.keyAt
+        ? this.#missHash
+        : hashBytes(e.blk, e.keyAt, e.keyAt + e.keyLen);
+    this.#missBlk = undefined;
     e.seen = this.#scrape;
     e.cached = true;
     this.#entries.push(e);

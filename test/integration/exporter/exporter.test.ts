@@ -115,6 +115,24 @@ describe("exporter: serving", () => {
     assert.equal(metric(r.text, "coder_metrics_exporter_config_last_reload_successful"), 1);
   });
 
+  it("answers a repeated scrape from its series cache, serving the same series", async () => {
+    const url = `${env.exporter.url}/metrics`;
+    const series = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("coder_metrics_exporter_"))
+        .map((l) => l.slice(0, l.lastIndexOf(" ")))
+        .sort();
+    const first = await get(url);
+    const second = await get(url);
+    assert.deepEqual(series(second.text), series(first.text));
+    const hits = metric(second.text, "coder_metrics_exporter_series_cache_hits")!;
+    const seriesIn = metric(second.text, "coder_metrics_exporter_series_in")!;
+    assert.ok(hits > 0 && hits <= seriesIn, `hits ${hits} of ${seriesIn}`);
+    assert.ok(metric(second.text, "coder_metrics_exporter_series_cache_series")! > 0);
+    assert.ok(metric(second.text, "coder_metrics_exporter_series_cache_bytes")! > 0);
+  });
+
   it("compresses for scrapers that accept gzip", async () => {
     const plainText = (await get(`${env.exporter.url}/metrics`)).text;
     const r = await fetch(`${env.exporter.url}/metrics`, {
