@@ -15,6 +15,7 @@
 // series was seen before in its family is not parsed again; what this
 // pipeline made of it (dropped, or its output series text and identity) is
 // replayed, and only its value is copied.
+import { getHeapStatistics } from "node:v8";
 import { Aggregator, aggregateSupported, type FamilyHead } from "./aggregate/aggregate.ts";
 import { type CounterState, CounterStates, keepsCounterState } from "./aggregate/counter-state.ts";
 import { type AggregateRule, aggregateRuleFor, type ExporterConfig } from "./config/config.ts";
@@ -105,16 +106,24 @@ export interface PipelineOptions {
   templates?: boolean;
   /** Milliseconds on a monotonic clock, for counter state expiry (default performance.now). */
   clock?: () => number;
-  /** Bytes the series cache may hold (keys and output text; default SERIES_CACHE_BYTES). */
+  /** Bytes the series cache may hold (keys and output text; default defaultSeriesCacheBytes()). */
   seriesCacheBytes?: number;
 }
 
 /**
- * Default bound on the series cache: ~260 bytes a series with typical rules,
- * so 5,000 Coder workspaces (~118,000 series, 30 MB) fit whole; beyond it the
- * rest of the series take the slow path (the same output, more CPU).
+ * Default bound on the series cache: a third of the heap limit (the
+ * controller sizes the sidecar's heap from its memory limit: 256Mi gives
+ * ~60 MiB), 16 MiB to 512 MiB. A series takes ~260 bytes with typical rules,
+ * so 5,000 Coder workspaces without agent stats (~118,000 series, 30 MB) fit
+ * whole in the default sidecar; beyond the bound the rest of the series take
+ * the slow path (the same output, more CPU).
  */
-export const SERIES_CACHE_BYTES = 64 * 1024 * 1024;
+export function defaultSeriesCacheBytes(): number {
+  const limit = getHeapStatistics().heap_size_limit;
+  return Math.min(512 * MIB, Math.max(16 * MIB, Math.floor(limit / 3)));
+}
+
+const MIB = 1024 * 1024;
 
 /** What a transformation serves. */
 export interface TransformResult {
@@ -178,7 +187,9 @@ export class Pipeline {
       options.templates !== false && RelabelTemplates.supports(this.rest)
         ? new RelabelTemplates(this.rest)
         : undefined;
-    this.cache = new SeriesCache({ maxBytes: options.seriesCacheBytes ?? SERIES_CACHE_BYTES });
+    this.cache = new SeriesCache({
+      maxBytes: options.seriesCacheBytes ?? defaultSeriesCacheBytes(),
+    });
     this.counters = new CounterStates({
       ttlMs: config.counterStateTtlMs,
       limit: config.seriesLimit,
@@ -709,9 +720,7 @@ class Run implements FamilyVisitor {
           tail = ` ${s.vStart >= 0 ? s.src!.slice(s.vStart, s.vEnd) : formatGoFloat(s.value)}`;
           tail += s.timestamp !== undefined ? ` ${s.timestamp}\n` : "\n";
         }
-        e.timestamp = s.timestamp;
-        e.hasRawHash = (s.flags & RAW_HASH) !== 0;
-        e.rawHash = s.rawHash;
+        e.timed(s.timestamp, (s.flags & RAW_HASH) !== 0, s.rawHash);
       }
       this.#ident.hash(s, p.scan);
       e.h1 = this.#ident.h1;
@@ -720,7 +729,7 @@ class Run implements FamilyVisitor {
       e.unstableLe = !floatLabelStable(s, "histogram");
       e.unstableQuantile = !floatLabelStable(s, "summary");
       if (e.keyLen > 0) {
-        e.outName = detach(s.name);
+        e.outName = this.#cache!.intern(s.name === e.name ? e.name : detach(s.name));
         e.invalidTargets = this.#invalidTargets;
         this.#cache!.add(e);
       }

@@ -27,25 +27,38 @@ export const KEEP = 0;
 export const DROP_METRICS = 1;
 export const DROP_RELABEL = 2;
 
+/** SeriesEntry.flags: the outcome (two bits) and what the writer needs to know. */
+const OUTCOME = 3;
+const UTF8 = 4;
+const UNSTABLE_LE = 8;
+const UNSTABLE_QUANTILE = 16;
+const CACHED = 32;
+
+/** What few entries have (kept apart: most entries are one small object each). */
+interface EntryExtra {
+  labelNames: readonly string[];
+  routeNames: readonly string[];
+  invalidTargets: number;
+  timestamp: number | undefined;
+  rawHash: number;
+  hasRawHash: boolean;
+}
+
+const NO_NAMES: readonly string[] = [];
+
 /**
  * One series as the pipeline handled it: a cached entry (found by its key),
- * or a line of this scrape only (not cached: `cached` false).
+ * or a line of this scrape only (not cached). Kept small — there is one per
+ * series, 8 bytes a field — with every field a pointer or a 32-bit integer
+ * (which V8 keeps unboxed).
  */
 export class SeriesEntry {
   /** The family context it was seen in. */
-  ctx: FamilyContext | undefined;
-  /** Metric name as scraped. */
+  ctx: FamilyContext | undefined = undefined;
+  /** Metric name as scraped (interned). */
   name: string;
-  /** KEEP, DROP_METRICS or DROP_RELABEL. */
-  outcome = KEEP;
-  /** Output metric name (after relabeling). */
+  /** Output metric name, after relabeling (interned). */
   outName = "";
-  /** Label names as scraped (an aggregate rule may select by them). */
-  labelNames: readonly string[] = [];
-  /** Label names where a renamed series picks its family (see the pipeline's route). */
-  routeNames: readonly string[] = [];
-  /** Target labels the rules skipped as invalid (counted per series). */
-  invalidTargets = 0;
   /** Block holding the key, then the rest of the output series text. */
   blk: Uint8Array = EMPTY;
   keyAt = 0;
@@ -53,29 +66,114 @@ export class SeriesEntry {
   /** The output series text is blk[keyAt, keyAt+common) then blk[keyAt+keyLen, +restLen). */
   common = 0;
   restLen = 0;
-  /** Label-set identity (two 32-bit lanes, see SeriesIdentity). */
+  /** Label-set identity (see SeriesIdentity). */
   h1 = 0;
   h2 = 0;
-  /** Output names that need quoting (UTF-8 names). */
-  utf8 = false;
-  /** An `le` (in a histogram) or `quantile` (in a summary) Prometheus would read back differently (see the writer's floatLabelsStable). */
-  unstableLe = false;
-  unstableQuantile = false;
-  /** Lines of this scrape only: timestamp (undefined: none) and raw-text hash (see SeriesIdentity). */
-  timestamp: number | undefined = undefined;
-  rawHash = 0;
-  hasRawHash = false;
-  /** Whether the entry is in the cache (complete and findable). */
-  cached = false;
+  /** Hash of the key. */
+  keyHash = 0;
   /** Last scrape it was seen in. */
   seen = 0;
   /** The entry that followed it last time (tried before hashing). */
   next: SeriesEntry | undefined = undefined;
-  /** Hash of the key. */
-  keyHash = 0;
+  flags = 0;
+  extra: EntryExtra | undefined = undefined;
 
   constructor(name: string) {
     this.name = name;
+  }
+
+  /** KEEP, DROP_METRICS or DROP_RELABEL. */
+  get outcome(): number {
+    return this.flags & OUTCOME;
+  }
+  set outcome(o: number) {
+    this.flags = (this.flags & ~OUTCOME) | o;
+  }
+  /** Output names that need quoting (UTF-8 names). */
+  get utf8(): boolean {
+    return (this.flags & UTF8) !== 0;
+  }
+  set utf8(v: boolean) {
+    this.#flag(UTF8, v);
+  }
+  /**
+   * An `le` (in a histogram) or `quantile` (in a summary) Prometheus would
+   * read back differently (see the writer's floatLabelsStable).
+   */
+  get unstableLe(): boolean {
+    return (this.flags & UNSTABLE_LE) !== 0;
+  }
+  set unstableLe(v: boolean) {
+    this.#flag(UNSTABLE_LE, v);
+  }
+  get unstableQuantile(): boolean {
+    return (this.flags & UNSTABLE_QUANTILE) !== 0;
+  }
+  set unstableQuantile(v: boolean) {
+    this.#flag(UNSTABLE_QUANTILE, v);
+  }
+  /** Whether the entry is in the cache (complete and findable). */
+  get cached(): boolean {
+    return (this.flags & CACHED) !== 0;
+  }
+  set cached(v: boolean) {
+    this.#flag(CACHED, v);
+  }
+
+  #flag(bit: number, v: boolean): void {
+    this.flags = v ? this.flags | bit : this.flags & ~bit;
+  }
+
+  #extra(): EntryExtra {
+    this.extra ??= {
+      labelNames: NO_NAMES,
+      routeNames: NO_NAMES,
+      invalidTargets: 0,
+      timestamp: undefined,
+      rawHash: 0,
+      hasRawHash: false,
+    };
+    return this.extra;
+  }
+
+  /** Label names as scraped (an aggregate rule may select by them). */
+  get labelNames(): readonly string[] {
+    return this.extra?.labelNames ?? NO_NAMES;
+  }
+  set labelNames(v: readonly string[]) {
+    if (v.length > 0 || this.extra !== undefined) this.#extra().labelNames = v;
+  }
+  /** Label names where a renamed series picks its family (see the pipeline's route). */
+  get routeNames(): readonly string[] {
+    return this.extra?.routeNames ?? NO_NAMES;
+  }
+  set routeNames(v: readonly string[]) {
+    if (v.length > 0 || this.extra !== undefined) this.#extra().routeNames = v;
+  }
+  /** Target labels the rules skipped as invalid (counted per series). */
+  get invalidTargets(): number {
+    return this.extra?.invalidTargets ?? 0;
+  }
+  set invalidTargets(v: number) {
+    if (v !== 0 || this.extra !== undefined) this.#extra().invalidTargets = v;
+  }
+  /** Lines of this scrape only: timestamp (undefined: none) and raw-text hash (see SeriesIdentity). */
+  get timestamp(): number | undefined {
+    return this.extra?.timestamp;
+  }
+  get rawHash(): number {
+    return this.extra?.rawHash ?? 0;
+  }
+  get hasRawHash(): boolean {
+    return this.extra?.hasRawHash ?? false;
+  }
+  /** Sets what a line of this scrape carries for duplicate checks. */
+  timed(timestamp: number | undefined, hasRawHash: boolean, rawHash: number): void {
+    if (timestamp === undefined && !hasRawHash && this.extra === undefined) return;
+    const x = this.#extra();
+    x.timestamp = timestamp;
+    x.hasRawHash = hasRawHash;
+    x.rawHash = rawHash;
   }
 }
 
