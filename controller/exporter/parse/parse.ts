@@ -214,7 +214,17 @@ export class ExpositionStream {
     const parser = this.#parser;
     let slow = from;
     let p = from;
+    /** Lines in a row the cache did not know. */
+    let misses = 0;
     while (p < to) {
+      if (misses >= MISSES_BEFORE_SKIP) {
+        // A family the cache never answers (aggregated, say): its lines are
+        // parsed; look again from the next comment line (the next family).
+        const next = indexOfRange.call(b, NL_HASH, p);
+        p = next < 0 || next >= to ? to : next + 1;
+        misses = 0;
+        continue;
+      }
       // Most lines are the one that came after the last line last time.
       let e = cache.predicted(b, p, to);
       let nl: number;
@@ -230,6 +240,9 @@ export class ExpositionStream {
         if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58 || c === LBRACE) {
           k = keyEnd(b, p, nl);
           if (k > p) e = cache.find(b, p, k);
+          misses = e === undefined ? misses + 1 : 0;
+        } else {
+          misses = 0;
         }
       }
       if (e !== undefined) {
@@ -390,6 +403,15 @@ function isSimpleValue(b: Uint8Array, from: number, to: number): boolean {
   while (i < to && b[i]! >= 48 && b[i]! <= 57) i++;
   return i === to && i > exp && i - exp <= 2;
 }
+
+/** Misses in a row after which the byte lane skips to the next family (see #lines). */
+const MISSES_BEFORE_SKIP = 16;
+const NL_HASH = Buffer.from("\n#");
+const indexOfRange = Buffer.prototype.indexOf as (
+  this: Uint8Array,
+  value: Uint8Array,
+  byteOffset: number,
+) => number;
 
 function unwrap(err: unknown): unknown {
   if (err instanceof CallbackError) return err.err;
