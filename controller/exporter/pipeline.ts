@@ -28,6 +28,9 @@ import {
   KEEP,
   SeriesCache,
   SeriesEntry,
+  UNSTABLE_LE,
+  UNSTABLE_QUANTILE,
+  UTF8,
 } from "./model/series-cache.ts";
 import { SeriesIdentity } from "./model/identity.ts";
 import {
@@ -381,6 +384,33 @@ class Sink {
   }
 }
 
+/**
+ * Per line written directly: where it ends in the output, its label-set
+ * identity, the length of its series text and its flags — numbers, not
+ * objects, since a family can have hundreds of thousands of lines.
+ */
+export class DirectLines {
+  ends = new Int32Array(1024);
+  h1 = new Int32Array(1024);
+  h2 = new Int32Array(1024);
+  pre = new Int32Array(1024);
+  flags = new Int32Array(1024);
+
+  grow(): void {
+    const n = this.ends.length * 2;
+    const grow = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.ends = grow(this.ends);
+    this.h1 = grow(this.h1);
+    this.h2 = grow(this.h2);
+    this.pre = grow(this.pre);
+    this.flags = grow(this.flags);
+  }
+}
+
 /** Where a run's output goes: the writer, or families of samples (Pipeline.run). */
 type Output = { writer: ExpositionWriter } | { families: (f: Family) => void };
 
@@ -390,6 +420,8 @@ type Output = { writer: ExpositionWriter } | { families: (f: Family) => void };
  */
 export class LineScratch {
   readonly blocks = new ByteBlocks();
+  /** The lines of the family being written directly (see Run's #direct). */
+  readonly direct = new DirectLines();
   tails: Buffer = Buffer.allocUnsafe(1 << 16);
   tailLen = 0;
 
@@ -478,11 +510,15 @@ class Run implements FamilyVisitor {
   #familyState: WriterState | undefined;
   /** Where its first line starts (after HELP/TYPE). */
   #bodyAt = 0;
-  /** Lines given to the direct sink, and those written: their entries and where each ends. */
+  /**
+   * Lines given to the direct sink, and those written: per line where it
+   * ends, its identity, the length of its series text and its flags —
+   * numbers, not objects, since a family can have hundreds of thousands.
+   */
   #dGiven = 0;
   #dn = 0;
-  readonly #dEntries: SeriesEntry[] = [];
-  #dEnds = new Int32Array(1024);
+  /** Kept by the pipeline (see LineScratch.direct): sized by the largest family seen. */
+  readonly #d: DirectLines;
 
   constructor(p: Pipeline, pii: PiiScrubber, out: Output) {
     this.#p = p;
@@ -493,6 +529,7 @@ class Run implements FamilyVisitor {
     this.#left = p.config.seriesLimit > 0 ? p.config.seriesLimit : Number.POSITIVE_INFINITY;
     this.#byLabels = p.config.aggregate.some((r) => r.ifLabels !== undefined);
     this.#ident = p.identity;
+    this.#d = p.scratch.direct;
     this.#ident.reset();
     p.counters.begin();
   }
@@ -704,9 +741,25 @@ class Run implements FamilyVisitor {
         }
         tail = s.src!.slice(s.keyEnd, s.vEnd + 1);
       } else {
+        const text = series ?? s.src!.slice(s.start, s.end);
+        if (sink === this.#direct && s.timestamp === undefined && (s.flags & RAW_HASH) === 0) {
+          // Not cached and the family's own: written at once, no entry made.
+          const flags = lineFlags(s, verbatim);
+          const type = sink.head.type;
+          if (!unstableIn(type, flags)) {
+            const tail =
+              series === undefined
+                ? text.charCodeAt(text.length - 1) === 10
+                  ? ""
+                  : "\n"
+                : ` ${s.vStart >= 0 ? s.src!.slice(s.vStart, s.vEnd) : formatGoFloat(s.value)}\n`;
+            this.#ident.hash(s, p.scan);
+            this.#writeDirectText(sink, text, tail, this.#ident.h1, this.#ident.h2, flags);
+            return;
+          }
+        }
         // A line of this scrape only: its text in the scratch blocks.
         e = new SeriesEntry(s.name);
-        const text = series ?? s.src!.slice(s.start, s.end);
         const scratch = p.scratch.blocks;
         scratch.reserve(text.length * 3);
         const n = (scratch.block as Buffer).write(text, scratch.at, "utf8");
@@ -725,9 +778,7 @@ class Run implements FamilyVisitor {
       this.#ident.hash(s, p.scan);
       e.h1 = this.#ident.h1;
       e.h2 = this.#ident.h2;
-      e.utf8 = verbatim ? (s.flags & UTF8_NAMES) !== 0 : hasUtf8Names(s);
-      e.unstableLe = !floatLabelStable(s, "histogram");
-      e.unstableQuantile = !floatLabelStable(s, "summary");
+      e.flags |= lineFlags(s, verbatim);
       if (e.keyLen > 0) {
         e.outName = this.#cache!.intern(s.name === e.name ? e.name : detach(s.name));
         e.invalidTargets = this.#invalidTargets;
@@ -750,10 +801,7 @@ class Run implements FamilyVisitor {
   /** Adds a finished line (its tail is tails[from, to)) to a sink. */
   #push(sink: Sink, e: SeriesEntry, tails: Uint8Array, from: number, to: number): void {
     if (sink === this.#direct) {
-      const type = sink.head.type;
-      const unstable =
-        (type === "histogram" && e.unstableLe) || (type === "summary" && e.unstableQuantile);
-      if (!unstable && e.timestamp === undefined && !e.hasRawHash) {
+      if (!unstableIn(sink.head.type, e.flags) && e.timestamp === undefined && !e.hasRawHash) {
         this.#writeDirect(sink, e, tails, from, to);
         return;
       }
@@ -771,23 +819,61 @@ class Run implements FamilyVisitor {
       this.stats.dropped.duplicate++;
       return;
     }
+    const w = this.#writer(sink);
+    w.line(e, tails, from, to);
+    this.#record(w.length, e.h1, e.h2, e.common + e.restLen, e.flags);
+  }
+
+  /** #writeDirect for a line that has no entry: its series text and tail as text. */
+  #writeDirectText(
+    sink: Sink,
+    text: string,
+    tail: string,
+    h1: number,
+    h2: number,
+    flags: number,
+  ): void {
+    this.#dGiven++;
+    if (!this.#ident.admitHash(h1, h2, undefined, false, 0)) {
+      this.stats.dropped.duplicate++;
+      return;
+    }
+    const w = this.#writer(sink);
+    const at = w.length;
+    w.write(text);
+    const pre = w.length - at;
+    if (tail !== "") w.write(tail);
+    if ((flags & UTF8) !== 0) w.utf8Names = true;
+    this.#record(w.length, h1, h2, pre, flags);
+  }
+
+  /** The writer, with the direct family's HELP and TYPE written before its first line. */
+  #writer(sink: Sink): ExpositionWriter {
     const w = (this.#out as { writer: ExpositionWriter }).writer;
     if (this.#dn === 0) {
       w.header(sink.head, ALWAYS);
       this.#bodyAt = w.length;
     }
-    w.line(e, tails, from, to);
-    const n = this.#dn++;
-    this.#dEntries[n] = e;
-    if (n === this.#dEnds.length) {
-      const ends = new Int32Array(n * 2);
-      ends.set(this.#dEnds);
-      this.#dEnds = ends;
-    }
-    this.#dEnds[n] = w.length;
+    return w;
   }
 
-  /** The direct sink's lines back into the sink, unwritten and not yet admitted. */
+  /** Notes a written direct line (see DirectLines). */
+  #record(end: number, h1: number, h2: number, pre: number, flags: number): void {
+    const n = this.#dn++;
+    const d = this.#d;
+    if (n === d.ends.length) d.grow();
+    d.ends[n] = end;
+    d.h1[n] = h1;
+    d.h2[n] = h2;
+    d.pre[n] = pre;
+    d.flags[n] = flags;
+  }
+
+  /**
+   * The direct sink's lines back into the sink, unwritten and not yet
+   * admitted: each becomes a line of this scrape (its text copied out of the
+   * output before that is taken back).
+   */
   #undirect(): void {
     const sink = this.#direct!;
     this.#direct = undefined;
@@ -798,10 +884,22 @@ class Run implements FamilyVisitor {
     const out = w.bytes;
     const scratch = this.#p.scratch;
     let start = this.#bodyAt;
+    const d = this.#d;
     for (let i = 0; i < n; i++) {
-      const e = this.#dEntries[i]!;
-      const end = this.#dEnds[i]!;
-      const at = scratch.tailBytes(out, start + e.common + e.restLen, end);
+      const end = d.ends[i]!;
+      const pre = d.pre[i]!;
+      const e = new SeriesEntry("");
+      const blocks = scratch.blocks;
+      blocks.reserve(pre);
+      blocks.block.set(out.subarray(start, start + pre), blocks.at);
+      e.blk = blocks.block;
+      e.keyAt = blocks.at;
+      e.restLen = pre;
+      blocks.commit(pre);
+      e.h1 = d.h1[i]!;
+      e.h2 = d.h2[i]!;
+      e.flags = d.flags[i]! & (UTF8 | UNSTABLE_LE | UNSTABLE_QUANTILE);
+      const at = scratch.tailBytes(out, start + pre, end);
       sink.lines.push(e);
       sink.tails.push(at, scratch.tailLen);
       this.#ident.forget(e.h1, e.h2);
@@ -821,7 +919,7 @@ class Run implements FamilyVisitor {
     if (keep === n) return;
     const w = (this.#out as { writer: ExpositionWriter }).writer;
     if (keep === 0) w.rewind(this.#familyAt, this.#familyState!);
-    else w.rewind(this.#dEnds[keep - 1]!, w.state);
+    else w.rewind(this.#d.ends[keep - 1]!, w.state);
   }
 
   /**
@@ -853,9 +951,20 @@ class Run implements FamilyVisitor {
     return e;
   }
 
-  /** Caches that a series is dropped (by drop_metrics, or by the rules). */
+  /**
+   * Caches that a series is dropped (by drop_metrics, or by the rules) —
+   * not in a family whose lines are parsed anyway (aggregated or collected:
+   * hit() refuses those, so an entry would only take memory).
+   */
   #remember(s: Sample, outcome: number): void {
     if (s.keyEnd < 0 || this.#cache === undefined) return;
+    const same = this.#same;
+    if (
+      outcome === DROP_RELABEL &&
+      (same === undefined || same.collect || same.agg !== undefined)
+    ) {
+      return;
+    }
     const e = this.#keyed(s, 0);
     if (e === undefined || e.cached) return;
     e.outcome = outcome;
@@ -1076,6 +1185,23 @@ class Run implements FamilyVisitor {
 }
 
 const NO_NAMES: readonly string[] = [];
+
+/** The flags a finished line keeps: UTF-8 names, and float labels Prometheus would read back otherwise. */
+function lineFlags(s: Sample, verbatim: boolean): number {
+  let f = 0;
+  if (verbatim ? (s.flags & UTF8_NAMES) !== 0 : hasUtf8Names(s)) f |= UTF8;
+  if (!floatLabelStable(s, "histogram")) f |= UNSTABLE_LE;
+  if (!floatLabelStable(s, "summary")) f |= UNSTABLE_QUANTILE;
+  return f;
+}
+
+/** Whether a line with `flags` makes a family of `type` untyped (see the writer's floatLabelsStable). */
+function unstableIn(type: MetricType, flags: number): boolean {
+  return (
+    (type === "histogram" && (flags & UNSTABLE_LE) !== 0) ||
+    (type === "summary" && (flags & UNSTABLE_QUANTILE) !== 0)
+  );
+}
 const NOOP = () => {};
 const ALWAYS = () => true;
 

@@ -29,9 +29,10 @@ export const DROP_RELABEL = 2;
 
 /** SeriesEntry.flags: the outcome (two bits) and what the writer needs to know. */
 const OUTCOME = 3;
-const UTF8 = 4;
-const UNSTABLE_LE = 8;
-const UNSTABLE_QUANTILE = 16;
+/** Flags a written line keeps (see the pipeline's direct lines). */
+export const UTF8 = 4;
+export const UNSTABLE_LE = 8;
+export const UNSTABLE_QUANTILE = 16;
 const CACHED = 32;
 
 /** What few entries have (kept apart: most entries are one small object each). */
@@ -179,6 +180,8 @@ export class SeriesEntry {
 
 const EMPTY = new Uint8Array(0);
 const BLOCK = 1 << 20;
+/** JS heap an entry takes (its object: 16 fields of 8 bytes, and its slot), counted in the budget. */
+const ENTRY_BYTES = 168;
 /** Family contexts kept (a payload has a few hundred families). */
 const CONTEXT_LIMIT = 16384;
 
@@ -272,9 +275,9 @@ export class SeriesCache {
     return this.#entries.length;
   }
 
-  /** Key and output bytes held. */
+  /** Memory held: key and output bytes, and the entries themselves. */
   get bytes(): number {
-    return this.#blocks.allocated;
+    return this.#blocks.allocated + this.#entries.length * ENTRY_BYTES;
   }
 
   /** Names entries are made with, interned (the parser compares them with the last line's). */
@@ -297,7 +300,7 @@ export class SeriesCache {
    */
   predicted(b: Uint8Array, start: number, to: number): SeriesEntry | undefined {
     const e = this.#last?.next;
-    if (e === undefined) return undefined;
+    if (e === undefined || !e.cached) return undefined;
     const k = start + e.keyLen;
     if (k >= to || b[k] !== 32) return undefined;
     let i = k + 1;
@@ -331,7 +334,7 @@ export class SeriesCache {
     const last = this.#last;
     const guess = last?.next;
     if (
-      guess !== undefined &&
+      guess?.cached === true &&
       guess.keyLen === len &&
       equalBytes(b, start, guess.blk, guess.keyAt, len)
     ) {
@@ -369,7 +372,11 @@ export class SeriesCache {
   room(keyLen: number, restMax: number): ByteBlocks | undefined {
     const n = keyLen + restMax;
     const blocks = this.#blocks;
-    if (!blocks.fits(n) && blocks.allocated + Math.max(BLOCK, n) > this.#maxBytes) return undefined;
+    // A new block counts whole: it is allocated whole.
+    const grow = blocks.fits(n) ? 0 : Math.max(BLOCK, n);
+    if (this.#entries.length * ENTRY_BYTES + blocks.allocated + grow > this.#maxBytes) {
+      return undefined;
+    }
     blocks.reserve(n);
     return blocks;
   }
@@ -389,6 +396,12 @@ export class SeriesCache {
     this.#entries.push(e);
     if (this.#entries.length * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
     else this.#insert(e, this.#entries.length);
+    // An entry for the same key made in another family context (a HELP that
+    // changed, say) is replaced: find() would keep returning it.
+    if (this.#displaced !== undefined) {
+      this.#displaced.cached = false;
+      this.#displaced = undefined;
+    }
     if (this.#last !== undefined) this.#last.next = e;
     this.#last = e;
   }
@@ -442,16 +455,33 @@ export class SeriesCache {
 
   #rehash(n: number): void {
     this.#slots = new Int32Array(n);
-    for (let i = 0; i < this.#entries.length; i++) this.#insert(this.#entries[i]!, i + 1);
+    const entries = this.#entries;
+    for (let i = 0; i < entries.length; i++)
+      if (entries[i]!.cached) this.#insert(entries[i]!, i + 1);
   }
 
+  /** Puts entry `ref` (1-based) in its slot: the empty one, or the one of an entry with the same key. */
   #insert(e: SeriesEntry, ref: number): void {
     const slots = this.#slots;
     const mask = slots.length - 1;
     let i = e.keyHash & mask;
-    while (slots[i] !== 0) i = (i + 1) & mask;
+    for (;;) {
+      const s = slots[i]!;
+      if (s === 0) break;
+      const o = this.#entries[s - 1]!;
+      if (o.cached && o.keyHash === e.keyHash && o.keyLen === e.keyLen) {
+        if (equalBytes(e.blk, e.keyAt, o.blk, o.keyAt, e.keyLen)) {
+          this.#displaced = o;
+          break;
+        }
+      }
+      i = (i + 1) & mask;
+    }
     slots[i] = ref;
   }
+
+  /** The entry the last #insert() replaced. */
+  #displaced: SeriesEntry | undefined;
 }
 
 function nextPow2(n: number): number {

@@ -257,6 +257,9 @@ export class ExpositionStream {
             throw unwrap(err);
           }
           if (taken) slow = nl + 1;
+          // A line the pipeline will not take from the cache (its family is
+          // aggregated, say) counts as one the cache did not know.
+          else misses++;
         }
       }
       p = nl + 1;

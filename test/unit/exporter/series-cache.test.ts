@@ -138,7 +138,14 @@ describe("series cache: a warmed pipeline serves what a fresh one does", () => {
     ];
     const hits = agree(RULES, scrapes);
     assert.equal(hits[1], 5, "only req_seconds is known in scrape 1");
-    assert.equal(hits[5], 7);
+    // up_total's entries were replaced by those of its later contexts.
+    assert.equal(hits[5], 5);
+  });
+
+  it("after a HELP changes for good (coderd upgraded), its family is answered from the cache again", () => {
+    const upgraded = HIST.replace("Things.", "Things, counted.");
+    const hits = agree(RULES, [HIST, HIST, upgraded, upgraded, upgraded]);
+    assert.deepEqual(hits, [0, 7, 5, 7, 7]);
   });
 
   it("series come, go, repeat and change order", () => {
