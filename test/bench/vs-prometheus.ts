@@ -139,7 +139,12 @@ export async function sideBySide(c: Case, rounds = 2): Promise<SideBySide> {
     await writeFile(config, `metric_relabel_configs:${BENCH_RULES}`);
     await writeFile(full, BENCH_CONFIG);
     const bin = promrefBinary();
+    // Scrapes a run: the exporter's are fewer at 20,000 workspaces (its
+    // runs take long); Prometheus's steady rate is the difference of an
+    // n-scrape and a 1-scrape run, which needs n large enough to stand out of
+    // the noise between runs.
     const n = c.workspaces >= 20_000 ? 5 : 11;
+    const nGo = 11;
     const go1: Run[] = [];
     const goN: Run[] = [];
     const goC1: Run[] = [];
@@ -150,16 +155,17 @@ export async function sideBySide(c: Case, rounds = 2): Promise<SideBySide> {
     for (let r = 0; r < rounds; r++) {
       go1.push(promref(bin, rules, payload, 1, false));
       ours.push(exporter(config, payload, n));
-      goN.push(promref(bin, rules, payload, n, false));
+      goN.push(promref(bin, rules, payload, nGo, false));
       agg.push(exporter(full, payload, n));
       big.push(exporter(config, payload, n, ""));
       goC1.push(promref(bin, rules, payload, 1, true));
-      goCN.push(promref(bin, rules, payload, n, true));
+      goCN.push(promref(bin, rules, payload, nGo, true));
     }
     const series = goN[0]!.series_in;
-    const steadyGo = (a: Run[], b: Run[]) =>
-      (series * (n - 1)) /
-      Math.max(1e-9, best(b.map((x) => x.cpu_seconds)) - best(a.map((x) => x.cpu_seconds)));
+    const steadyGo = (a: Run[], b: Run[]) => {
+      const d = best(b.map((x) => x.cpu_seconds)) - best(a.map((x) => x.cpu_seconds));
+      return d > 0 ? (series * (nGo - 1)) / d : Number.NaN;
+    };
     const oks = ok(ours);
     const aggs = ok(agg);
     const bigs = ok(big);
