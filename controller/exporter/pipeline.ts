@@ -250,7 +250,7 @@ export class Pipeline {
       }
       return s.end();
     }
-    const writer = new ExpositionWriter(undefined, input.length);
+    const writer = new ExpositionWriter(input.length);
     const run = new Run(this, this.#pii, { writer });
     try {
       parseVisit(input, { ...options, shapes: this.scan.shapes }, run);
@@ -276,7 +276,6 @@ export class Pipeline {
     const spare = this.#spare;
     this.#spare = undefined;
     const writer = new ExpositionWriter(
-      undefined,
       last > 0 ? last + (last >> 3) : Number.POSITIVE_INFINITY,
       "allow-utf-8",
       last > 0 ? last + (last >> 5) + 4096 : undefined,
@@ -445,7 +444,7 @@ export class LineScratch {
   }
 
   reset(): void {
-    this.blocks.reset(true);
+    this.blocks.reset();
     this.tailLen = 0;
     // A large scrape's tails are not kept for good.
     if (this.tails.length > 1 << 24) this.tails = Buffer.allocUnsafe(1 << 16);

@@ -226,16 +226,8 @@ export class ByteBlocks {
     this.#used += n;
   }
 
-  /** Forgets everything (blocks are reused from the start when `keep`). */
-  reset(keep: boolean): void {
-    if (!keep) {
-      this.#blocks = [];
-      this.#cur = EMPTY;
-      this.allocated = 0;
-      this.#used = 0;
-      return;
-    }
-    // Reuse the first block only: a large scrape's blocks are not pinned.
+  /** Forgets everything but the first block, which is reused (a large scrape's blocks are not pinned). */
+  reset(): void {
     const first = this.#blocks[0];
     this.#blocks = first === undefined ? [] : [first];
     this.allocated = first?.length ?? 0;

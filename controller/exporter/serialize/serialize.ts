@@ -208,17 +208,15 @@ const SUFFIXES: Partial<Record<MetricType, readonly string[]>> = {
 };
 
 /**
- * Writes exposition text into one growing Buffer. Lines of untouched samples
- * are copied from the scraped text, adjacent lines as one run — as bytes
- * straight from the scraped Buffer when that was pure ASCII (character and
- * byte offsets then agree). Joining millions of small strings into one and
- * encoding it afterwards costs more than the whole parse; this does not.
+ * Writes exposition text into one growing Buffer: families of samples (lines
+ * of untouched samples copied from the scraped text, adjacent lines as one
+ * run), or lines the pipeline finished already (writeLines, line). Joining
+ * millions of small strings into one and encoding it afterwards costs more
+ * than the whole parse; this does not.
  */
 export class ExpositionWriter {
   #buf: Buffer;
   #len = 0;
-  readonly #srcText: string | undefined;
-  readonly #srcBytes: Uint8Array | undefined;
 
   /** Growth beyond this size goes step by step (the output is rarely larger than the input). */
   readonly #expected: number;
@@ -230,13 +228,12 @@ export class ExpositionWriter {
   utf8Names = false;
 
   /**
-   * `bytes` must be the UTF-8 form of `text` and pure ASCII (same length) to
-   * be used. `expectedSize` (say, the input's size) bounds how far the buffer
-   * grows ahead of need; it starts small (`initialSize`), since aggregation
-   * usually makes the output a fraction of the input.
+   * `expectedSize` (say, the input's size) bounds how far the buffer grows
+   * ahead of need; it starts small (`initialSize`), since aggregation usually
+   * makes the output a fraction of the input. `reuse`: memory to write into
+   * when it is large enough.
    */
   constructor(
-    source?: { text: string; bytes: Uint8Array | undefined },
     expectedSize = 64 * 1024,
     escaping: Escaping = "allow-utf-8",
     initialSize = 256 * 1024,
@@ -248,11 +245,6 @@ export class ExpositionWriter {
     // Writing into memory written before is much cheaper than into fresh
     // pages (a large new buffer is page faults and zeroing all the way).
     this.#buf = reuse !== undefined && reuse.length >= size ? reuse : Buffer.allocUnsafe(size);
-    this.#srcText = source?.text;
-    this.#srcBytes =
-      source?.bytes !== undefined && source.bytes.length === source.text.length
-        ? source.bytes
-        : undefined;
   }
 
   #reserve(n: number): void {
@@ -277,13 +269,7 @@ export class ExpositionWriter {
 
   /** Copies [start, end) of the scraped text `src`. */
   copy(src: string, start: number, end: number): void {
-    if (src === this.#srcText && this.#srcBytes !== undefined) {
-      this.#reserve(end - start);
-      this.#buf.set(this.#srcBytes.subarray(start, end), this.#len);
-      this.#len += end - start;
-    } else {
-      this.write(src.slice(start, end));
-    }
+    this.write(src.slice(start, end));
     if (end === src.length && src.charCodeAt(end - 1) !== 10) this.write("\n");
   }
 
@@ -453,7 +439,7 @@ export function serialize(families: readonly Family[]): string {
  * client_golang serves such a scraper.
  */
 export function escapeExposition(body: Buffer, scheme: Escaping): Buffer {
-  const w = new ExpositionWriter(undefined, body.length, scheme);
+  const w = new ExpositionWriter(body.length, scheme);
   for (const f of parse(body)) w.writeFamily(f);
   return Buffer.from(w.finish());
 }
