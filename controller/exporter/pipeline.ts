@@ -50,10 +50,12 @@ import {
   parseVisit,
 } from "./parse/parse.ts";
 import {
+  ChunkPool,
   ExpositionWriter,
   floatLabelStable,
   formatGoFloat,
   hasUtf8Names,
+  OUTPUT_CHUNK,
   seriesText,
   type WriterState,
 } from "./serialize/serialize.ts";
@@ -130,17 +132,43 @@ const MIB = 1024 * 1024;
 
 /** What a transformation serves. */
 export interface TransformResult {
-  /** The exposition, names that are not legacy-valid quoted (escaping=allow-utf-8). */
-  body: Buffer;
+  /**
+   * The exposition, names that are not legacy-valid quoted
+   * (escaping=allow-utf-8), in pieces in order (the server joins them with
+   * its self-metrics: one copy).
+   */
+  readonly chunks: readonly Buffer[];
+  /** The same as one Buffer (joined on first use). */
+  readonly body: Buffer;
   stats: TransformStats;
-  /** Whether `body` has such names: a scraper that did not ask for them needs them escaped. */
+  /** Whether the body has such names: a scraper that did not ask for them needs them escaped. */
   utf8Names: boolean;
   /**
-   * Says `body` is no longer read: the pipeline may write the next scrape
+   * Says `chunks` are no longer read: the pipeline may write the next scrape
    * into the same memory. Optional (without it the next scrape gets fresh
-   * memory); never before the last use of `body`.
+   * memory); never before the last use of `chunks` (or of a `body` that is
+   * one of them).
    */
   release(): void;
+}
+
+function result(
+  chunks: Buffer[],
+  stats: TransformStats,
+  utf8Names: boolean,
+  release: () => void,
+): TransformResult {
+  let body: Buffer | undefined;
+  return {
+    chunks,
+    get body() {
+      body ??= chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      return body;
+    },
+    stats,
+    utf8Names,
+    release,
+  };
 }
 
 /** A transformation in progress, fed piece by piece (Pipeline.stream). */
@@ -166,10 +194,10 @@ export class Pipeline {
   readonly scan = new LabelScan();
   /** Verdicts of the leading name rules per metric name. */
   readonly byName = new Map<string, boolean>();
-  /** Bytes of the last streamed output (sizes the next one's buffer). */
+  /** Bytes of the last streamed output (sizes the next one's first chunk). */
   #lastOutput = 0;
-  /** An output buffer its reader released (see TransformResult.release). */
-  #spare: Buffer | undefined;
+  /** Output chunks their reader released (see TransformResult.release). */
+  readonly #spare = new ChunkPool();
   /** Series seen in earlier scrapes, by raw text (streamed text-format scrapes). */
   readonly cache: SeriesCache;
   readonly scratch = new LineScratch();
@@ -250,7 +278,7 @@ export class Pipeline {
       }
       return s.end();
     }
-    const writer = new ExpositionWriter(input.length);
+    const writer = new ExpositionWriter("allow-utf-8", input.length);
     const run = new Run(this, this.#pii, { writer });
     try {
       parseVisit(input, { ...options, shapes: this.scan.shapes }, run);
@@ -258,7 +286,7 @@ export class Pipeline {
     } finally {
       this.#release();
     }
-    return { body: writer.finish(), stats: run.stats, utf8Names: writer.utf8Names, release: NOOP };
+    return result(writer.finish(), run.stats, writer.utf8Names, NOOP);
   }
 
   /**
@@ -268,18 +296,12 @@ export class Pipeline {
    * input; abort() (or end()) must be called either way.
    */
   stream(options: ParseOptions = {}): PipelineStream {
-    // Sized like the last output: growing a buffer step by step to a large
-    // output copies it many times over and leaves each step as garbage.
-    // The first time, nothing says how large: it doubles (a few copies, not
-    // one every 25%) and is trimmed at the end.
+    // The first chunk sized like the last output (a small one stays one piece).
     const last = this.#lastOutput;
-    const spare = this.#spare;
-    this.#spare = undefined;
     const writer = new ExpositionWriter(
-      last > 0 ? last + (last >> 3) : Number.POSITIVE_INFINITY,
       "allow-utf-8",
-      last > 0 ? last + (last >> 5) + 4096 : undefined,
-      spare,
+      last > 0 ? last + (last >> 3) + 4096 : 64 * 1024,
+      this.#spare,
     );
     const run = new Run(this, this.#pii, { writer });
     const parser = new ExpositionStream(
@@ -308,15 +330,22 @@ export class Pipeline {
         } finally {
           close();
         }
-        const body = writer.finish();
-        this.#lastOutput = body.length;
+        const chunks = writer.finish();
+        const length = writer.length;
+        this.#lastOutput = length;
+        // What the next output needs, not more: the pool shrinks with the output.
+        this.#spare.keep(Math.ceil(length / OUTPUT_CHUNK));
+        let released = false;
         const release = () => {
-          // Small buffers may be slices of Node's shared pool: never reused.
-          const whole = body.buffer;
-          if (whole.byteLength < 1 << 16 || whole.byteLength <= (this.#spare?.length ?? 0)) return;
-          this.#spare = Buffer.from(whole, 0, whole.byteLength);
+          if (released) return;
+          released = true;
+          for (const c of chunks) {
+            this.#spare.give(
+              Buffer.from(c.buffer, c.byteOffset, c.buffer.byteLength - c.byteOffset),
+            );
+          }
         };
-        return { body, stats: run.stats, utf8Names: writer.utf8Names, release };
+        return result(chunks, run.stats, writer.utf8Names, release);
       },
       abort: close,
     };
@@ -880,7 +909,6 @@ class Run implements FamilyVisitor {
     this.#dn = 0;
     if (n === 0) return;
     const w = (this.#out as { writer: ExpositionWriter }).writer;
-    const out = w.bytes;
     const scratch = this.#p.scratch;
     let start = this.#bodyAt;
     const d = this.#d;
@@ -889,8 +917,9 @@ class Run implements FamilyVisitor {
       const pre = d.pre[i]!;
       const e = new SeriesEntry("");
       const blocks = scratch.blocks;
+      const line = w.read(start, end);
       blocks.reserve(pre);
-      blocks.block.set(out.subarray(start, start + pre), blocks.at);
+      blocks.block.set(line.subarray(0, pre), blocks.at);
       e.blk = blocks.block;
       e.keyAt = blocks.at;
       e.restLen = pre;
@@ -898,7 +927,7 @@ class Run implements FamilyVisitor {
       e.h1 = d.h1[i]!;
       e.h2 = d.h2[i]!;
       e.flags = d.flags[i]! & (UTF8 | UNSTABLE_LE | UNSTABLE_QUANTILE);
-      const at = scratch.tailBytes(out, start + pre, end);
+      const at = scratch.tailBytes(line, pre, end - start);
       sink.lines.push(e);
       sink.tails.push(at, scratch.tailLen);
       this.#ident.forget(e.h1, e.h2);

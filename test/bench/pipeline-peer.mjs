@@ -52,7 +52,7 @@ for (let i = 0; i < scrapes; i++) {
   cpuMs.push((d.user + d.system) / 1000);
   seriesIn = out.stats.seriesIn;
   seriesOut = out.stats.seriesOut;
-  bytesOut = out.body.length;
+  bytesOut = out.chunks.reduce((n, c) => n + c.length, 0);
   // As the server does once it has copied the body out.
   out.release();
 }

@@ -207,19 +207,62 @@ const SUFFIXES: Partial<Record<MetricType, readonly string[]>> = {
   summary: ["", "_sum", "_count"],
 };
 
+/** Size of the output's pieces (see ExpositionWriter). */
+export const OUTPUT_CHUNK = 1 << 20;
+
 /**
- * Writes exposition text into one growing Buffer: families of samples (lines
- * of untouched samples copied from the scraped text, adjacent lines as one
- * run), or lines the pipeline finished already (writeLines, line). Joining
- * millions of small strings into one and encoding it afterwards costs more
- * than the whole parse; this does not.
+ * Output memory a reader gave back (TransformResult.release), for the next
+ * output to write into: writing into memory written before is much cheaper
+ * than into fresh pages (a large new buffer is page faults all the way).
+ */
+export class ChunkPool {
+  readonly #free: Buffer[] = [];
+
+  /** A chunk of at least `min` bytes, or undefined. */
+  take(min: number): Buffer | undefined {
+    const free = this.#free;
+    for (let i = free.length - 1; i >= 0; i--) {
+      const c = free[i]!;
+      if (c.length < min) continue;
+      free[i] = free.at(-1)!;
+      free.pop();
+      return c;
+    }
+    return undefined;
+  }
+
+  give(chunk: Buffer): void {
+    this.#free.push(chunk);
+  }
+
+  /** Keeps at most `n` chunks (the output shrank). */
+  keep(n: number): void {
+    if (this.#free.length > n) this.#free.length = n;
+  }
+
+  get size(): number {
+    return this.#free.length;
+  }
+}
+
+/**
+ * Writes exposition text into a list of 1 MiB chunks: families of samples
+ * (lines of untouched samples copied from the scraped text, adjacent lines as
+ * one run), or lines the pipeline finished already (writeLines, line).
+ * Joining millions of small strings into one and encoding it afterwards costs
+ * more than the whole parse; a buffer grown by doubling copies its content
+ * again at every step and touches twice the memory; chunks do neither (the
+ * server joins them once, with its self-metrics).
  */
 export class ExpositionWriter {
+  /** Chunks written before the current one, and how much of each is used. */
+  readonly #chunks: Buffer[] = [];
+  readonly #used: number[] = [];
+  /** Bytes in #chunks. */
+  #base = 0;
   #buf: Buffer;
   #len = 0;
-
-  /** Growth beyond this size goes step by step (the output is rarely larger than the input). */
-  readonly #expected: number;
+  readonly #pool: ChunkPool | undefined;
   /** How names that are not legacy-valid are written (allow-utf-8: quoted). */
   readonly #escaping: Escaping;
   /** The type of the last TYPE line written (see writeFamily). */
@@ -228,42 +271,39 @@ export class ExpositionWriter {
   utf8Names = false;
 
   /**
-   * `expectedSize` (say, the input's size) bounds how far the buffer grows
-   * ahead of need; it starts small (`initialSize`), since aggregation usually
-   * makes the output a fraction of the input. `reuse`: memory to write into
-   * when it is large enough.
+   * The first chunk is `initialSize` bytes (a small output stays in one small
+   * piece), later ones OUTPUT_CHUNK; `pool`: chunks to write into first.
    */
-  constructor(
-    expectedSize = 64 * 1024,
-    escaping: Escaping = "allow-utf-8",
-    initialSize = 256 * 1024,
-    reuse?: Buffer,
-  ) {
+  constructor(escaping: Escaping = "allow-utf-8", initialSize = 64 * 1024, pool?: ChunkPool) {
     this.#escaping = escaping;
-    this.#expected = Math.max(1024, expectedSize);
-    const size = Math.max(1024, Math.min(this.#expected, initialSize));
-    // Writing into memory written before is much cheaper than into fresh
-    // pages (a large new buffer is page faults and zeroing all the way).
-    this.#buf = reuse !== undefined && reuse.length >= size ? reuse : Buffer.allocUnsafe(size);
+    this.#pool = pool;
+    const first = Math.min(OUTPUT_CHUNK, Math.max(1024, initialSize));
+    this.#buf = this.#fresh(first, first);
   }
 
+  #fresh(min: number, size = OUTPUT_CHUNK): Buffer {
+    return this.#pool?.take(min) ?? Buffer.allocUnsafeSlow(Math.max(min, size));
+  }
+
+  /** Room for n more bytes in the current chunk (a new chunk when it has not). */
   #reserve(n: number): void {
-    const need = this.#len + n;
-    if (need <= this.#buf.length) return;
-    const doubled = this.#buf.length * 2;
-    const next = Buffer.allocUnsafe(
-      Math.max(
-        need,
-        doubled <= this.#expected ? doubled : Math.max(this.#expected, Math.ceil(need * 1.25)),
-      ),
-    );
-    this.#buf.copy(next, 0, 0, this.#len);
-    this.#buf = next;
+    if (this.#len + n <= this.#buf.length) return;
+    if (this.#len > 0) {
+      this.#chunks.push(this.#buf);
+      this.#used.push(this.#len);
+      this.#base += this.#len;
+    } else {
+      this.#pool?.give(this.#buf);
+    }
+    this.#buf = this.#fresh(n);
+    this.#len = 0;
   }
 
   write(s: string): void {
-    // UTF-16 code units → at most 3 UTF-8 bytes each.
-    this.#reserve(s.length * 3);
+    // UTF-16 code units → at most 3 UTF-8 bytes each (a long run of lines:
+    // exactly, so that it gets a chunk of its own size, not three times it).
+    const n = s.length * 3;
+    this.#reserve(n <= OUTPUT_CHUNK ? n : Buffer.byteLength(s, "utf8"));
     this.#len += this.#buf.write(s, this.#len, "utf8");
   }
 
@@ -341,12 +381,22 @@ export class ExpositionWriter {
 
   /** Bytes written so far. */
   get length(): number {
-    return this.#len;
+    return this.#base + this.#len;
   }
 
-  /** The bytes written (valid until the next write). */
-  get bytes(): Uint8Array {
-    return this.#buf;
+  /** The bytes written in [start, end) (a view when they are in one chunk; valid until the next write). */
+  read(start: number, end: number): Uint8Array {
+    if (start >= this.#base) return this.#buf.subarray(start - this.#base, end - this.#base);
+    const out = Buffer.allocUnsafe(end - start);
+    let from = 0;
+    for (const [i, c] of [...this.#chunks, this.#buf].entries()) {
+      const used = this.#used[i] ?? this.#len;
+      const a = Math.max(start, from);
+      const b = Math.min(end, from + used);
+      if (a < b) c.copy(out, a - start, a - from, b - from);
+      from += used;
+    }
+    return out;
   }
 
   /** What later writes depend on: the last TYPE written and whether UTF-8 names were. */
@@ -356,7 +406,12 @@ export class ExpositionWriter {
 
   /** Takes back everything written after `length` was `at` (then `state` was `state`). */
   rewind(at: number, state: WriterState): void {
-    this.#len = at;
+    while (at < this.#base) {
+      this.#pool?.give(this.#buf);
+      this.#buf = this.#chunks.pop()!;
+      this.#base -= this.#used.pop()!;
+    }
+    this.#len = at - this.#base;
     this.#lastType = state.lastType;
     this.utf8Names = state.utf8Names;
   }
@@ -412,17 +467,11 @@ export class ExpositionWriter {
     if (runSrc !== undefined) this.copy(runSrc, runStart, runEnd);
   }
 
-  /** The bytes written (a view on the internal buffer). */
-  finish(): Buffer {
-    const len = this.#len;
-    // A buffer grown well past its content is not kept for as long as the
-    // body is served: its content is copied out once.
-    if (this.#buf.length > len + (len >> 2) + (1 << 16)) {
-      const exact = Buffer.allocUnsafeSlow(len);
-      this.#buf.copy(exact, 0, 0, len);
-      this.#buf = exact;
-    }
-    return this.#buf.subarray(0, len);
+  /** The bytes written, in order (views on the chunks). */
+  finish(): Buffer[] {
+    const out = this.#chunks.map((c, i) => c.subarray(0, this.#used[i]));
+    if (this.#len > 0 || out.length === 0) out.push(this.#buf.subarray(0, this.#len));
+    return out;
   }
 }
 
@@ -430,7 +479,7 @@ export class ExpositionWriter {
 export function serialize(families: readonly Family[]): string {
   const w = new ExpositionWriter();
   for (const f of families) w.writeFamily(f);
-  return w.finish().toString("utf8");
+  return Buffer.concat(w.finish()).toString("utf8");
 }
 
 /**
@@ -439,7 +488,7 @@ export function serialize(families: readonly Family[]): string {
  * client_golang serves such a scraper.
  */
 export function escapeExposition(body: Buffer, scheme: Escaping): Buffer {
-  const w = new ExpositionWriter(body.length, scheme);
+  const w = new ExpositionWriter(scheme, body.length);
   for (const f of parse(body)) w.writeFamily(f);
-  return Buffer.from(w.finish());
+  return Buffer.concat(w.finish());
 }

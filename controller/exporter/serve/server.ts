@@ -88,7 +88,7 @@ export class Scraper {
   async #run(timeoutMs: number | undefined): Promise<Flight> {
     const { metrics, log } = this.#deps;
     const pipeline = this.#deps.pipeline();
-    let body: Buffer | undefined;
+    let body: readonly Buffer[] | undefined;
     let release: (() => void) | undefined;
     let utf8Names = false;
     if (pipeline !== undefined) {
@@ -117,7 +117,7 @@ export class Scraper {
           metrics.upstreamBytes.set(res.bodyBytes);
           const out = timed(() => stream!.end());
           metrics.recordTransform(out.stats);
-          body = out.body;
+          body = out.chunks;
           release = out.release;
           utf8Names = out.utf8Names;
         } else {
@@ -161,12 +161,12 @@ export class Scraper {
     }
     const self = Buffer.from(await metrics.text(), "utf8");
     const quoted = {
-      body: body === undefined ? self : Buffer.concat([body, self]),
+      body: body === undefined ? self : Buffer.concat([...body, self]),
       gzipped: undefined,
     };
-    // Copies: `body` is a view on the writer's buffer, which goes back to the
+    // Copies: `body` is views on the writer's chunks, which go back to the
     // pipeline for its next scrape.
-    const upstream = body !== undefined && utf8Names ? Buffer.from(body) : undefined;
+    const upstream = body !== undefined && utf8Names ? Buffer.concat(body) : undefined;
     release?.();
     return { upstream, self, renderings: new Map([["allow-utf-8", quoted]]) };
   }

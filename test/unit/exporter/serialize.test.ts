@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  ChunkPool,
+  ExpositionWriter,
   escapeHelp,
   escapeLabelValue,
   formatGoFloat,
+  OUTPUT_CHUNK,
 } from "../../../controller/exporter/serialize/serialize.ts";
 
 describe("formatGoFloat (strconv.FormatFloat(v, 'g', -1, 64))", () => {
@@ -34,5 +37,74 @@ describe("escaping", () => {
   });
   it("help: backslash and newline only", () => {
     assert.equal(escapeHelp('a\\b"c\nd'), 'a\\\\b"c\\nd');
+  });
+});
+
+describe("ExpositionWriter: the output in chunks", () => {
+  const line = (i: number) => `m{i="${i}",pad="${"x".repeat(i % 97)}"} ${i}\n`;
+  const joined = (w: ExpositionWriter) => Buffer.concat(w.finish()).toString();
+
+  it("writes past many chunks, in order, without a line cut where a chunk was full", () => {
+    const w = new ExpositionWriter("allow-utf-8", 1024);
+    let want = "";
+    for (let i = 0; i < 40_000; i++) {
+      w.write(line(i));
+      want += line(i);
+    }
+    const chunks = w.finish();
+    assert.ok(chunks.length > 3, `${chunks.length} chunks`);
+    assert.equal(joined(w), want);
+    assert.equal(w.length, Buffer.byteLength(want));
+    for (const c of chunks) assert.equal(c.at(-1), 10, "each chunk ends with a whole line");
+  });
+
+  it("rewinds across chunks, reads a range across chunks, and goes on writing", () => {
+    const w = new ExpositionWriter("allow-utf-8", 1024);
+    const ends: number[] = [];
+    let want = "";
+    for (let i = 0; i < 30_000; i++) {
+      w.write(line(i));
+      ends.push(w.length);
+      if (i < 5_000) want += line(i);
+    }
+    const at = ends[4_999]!;
+    const text = Buffer.from(want + line(5_000) + line(5_001));
+    // A range from the first chunk to a later one.
+    assert.equal(Buffer.from(w.read(100, ends[5_001]!)).toString(), text.subarray(100).toString());
+    w.rewind(at, { lastType: undefined, utf8Names: false });
+    assert.equal(w.length, at);
+    w.write("# tail\n");
+    assert.equal(joined(w), `${want}# tail\n`);
+  });
+
+  it("a string longer than a chunk is written whole (a chunk of its own size)", () => {
+    const w = new ExpositionWriter("allow-utf-8", 1024);
+    const long = `${"é".repeat(OUTPUT_CHUNK)}\n`;
+    w.write("a 1\n");
+    w.write(long);
+    w.write("b 2\n");
+    assert.equal(joined(w), `a 1\n${long}b 2\n`);
+  });
+
+  it("writes into the chunks of a pool first, and gives chunks it took back on rewind", () => {
+    const pool = new ChunkPool();
+    const mine = [Buffer.alloc(OUTPUT_CHUNK), Buffer.alloc(OUTPUT_CHUNK)];
+    for (const c of mine) pool.give(c);
+    const w = new ExpositionWriter("allow-utf-8", OUTPUT_CHUNK, pool);
+    assert.equal(pool.size, 1);
+    let n = 0;
+    while (w.finish().length < 3) {
+      w.write(line(n++));
+    }
+    assert.equal(pool.size, 0);
+    const [first, second] = w.finish();
+    assert.equal(first!.buffer, mine[1]!.buffer);
+    assert.equal(second!.buffer, mine[0]!.buffer);
+    w.rewind(10, { lastType: undefined, utf8Names: false });
+    assert.equal(pool.size, 2, "the chunks after the first are back");
+    assert.equal(w.finish().length, 1);
+    pool.keep(1);
+    assert.equal(pool.size, 1);
+    assert.equal(pool.take(OUTPUT_CHUNK + 1), undefined, "no chunk is large enough");
   });
 });

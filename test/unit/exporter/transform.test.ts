@@ -343,6 +343,27 @@ describe("stream", () => {
       assert.deepEqual(stats, want);
     }
   });
+  it("a family written as it comes, over many output chunks, then held (a timestamp): the same as parsed families", () => {
+    // 40,000 lines (~2 MB of output, chunks of 1 MiB) are written directly;
+    // the timestamped line at the end takes them back (across chunks) and
+    // the family is written whole at its end. Served from reused chunks too.
+    let text = "# HELP g A gauge.\n# TYPE g gauge\n";
+    for (let i = 0; i < 40_000; i++) text += `g{i="${i}",status="OK"} ${i}\n`;
+    const held = `${text}g{i="last",status="OK"} 1 1700000000000\n# TYPE h counter\nh_total 1\n`;
+    const config = `metric_relabel_configs:
+  - {source_labels: [status], target_label: status, action: lowercase}
+  - {target_label: cluster, replacement: prod-eu}
+`;
+    const cfg = parseExporterConfig(config);
+    assert.ok(cfg.ok);
+    const p = new Pipeline(cfg.config);
+    for (const input of [text, held, held, text]) {
+      const out = feed(p, Buffer.from(input), 65_536);
+      assert.ok(out.chunks.length > 1, `${out.chunks.length} chunks`);
+      assert.equal(out.body.toString(), run(config, input).text);
+      out.release();
+    }
+  });
   it("rejects malformed input with ParseError and its line", () => {
     const cfg = parseExporterConfig("");
     assert.ok(cfg.ok);
