@@ -239,10 +239,6 @@ export class ChunkPool {
   keep(n: number): void {
     if (this.#free.length > n) this.#free.length = n;
   }
-
-  get size(): number {
-    return this.#free.length;
-  }
 }
 
 /**

@@ -164,9 +164,12 @@ export class Scraper {
       body: body === undefined ? self : Buffer.concat([...body, self]),
       gzipped: undefined,
     };
-    // Copies: `body` is views on the writer's chunks, which go back to the
-    // pipeline for its next scrape.
-    const upstream = body !== undefined && utf8Names ? Buffer.concat(body) : undefined;
+    // `body` is views on the writer's chunks, which go back to the pipeline
+    // for its next scrape: the upstream part is read from the joined copy.
+    const upstream =
+      body !== undefined && utf8Names
+        ? quoted.body.subarray(0, quoted.body.length - self.length)
+        : undefined;
     release?.();
     return { upstream, self, renderings: new Map([["allow-utf-8", quoted]]) };
   }
